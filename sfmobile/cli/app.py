@@ -1,0 +1,61 @@
+"""The typer app and the error policy shared by every command.
+
+Errors sfmobile raises on purpose become one line on stderr and exit code 2; anything else is a
+bug and keeps its traceback.
+"""
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from sfmobile.errors import SfmobileError
+
+app = typer.Typer(
+    name="sfmobile",
+    help="Take Stable-Diffusion-class text-to-image models onto phones (SnapFusion recipe).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """sfmobile: export, run and verify efficient Stable-Diffusion-class models for phones."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn SfmobileError into `error: message` on stderr and exit code 2, without a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except SfmobileError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _register_commands() -> None:
+    """Import each command module; importing registers its command on `app`."""
+    # One line per command module (keep sorted).
+    import sfmobile.cli.info_cmd  # noqa: F401
+
+
+def main() -> None:
+    _register_commands()
+    app(prog_name="sfmobile")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
