@@ -9,7 +9,7 @@ class SfmobileError(Exception):
 
 
 class ConfigError(SfmobileError):
-    """A model configuration (preset, dataclass or diffusers config.json) is invalid or unsupported."""
+    """A model configuration (preset, dataclass, diffusers config) is invalid or unsupported."""
 
 
 class CheckpointError(SfmobileError):

@@ -22,7 +22,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """sfmobile: export, run and verify efficient Stable-Diffusion-class models for phones."""
@@ -50,6 +49,7 @@ def _register_commands() -> None:
     """Import each command module; importing registers its command on `app`."""
     # One line per command module (keep sorted).
     import sfmobile.cli.info_cmd  # noqa: F401
+    import sfmobile.cli.noise_cmd  # noqa: F401
 
 
 def main() -> None:
