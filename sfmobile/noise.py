@@ -90,7 +90,8 @@ def words_to_normals(words: np.ndarray) -> np.ndarray:
 
 
 def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    dims = tuple(shape)
+    """Every dimension a positive int: an empty tensor has no latents to seed."""
+    dims = tuple(shape) if isinstance(shape, tuple | list) else ()
     if not dims or any(
         isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1 for d in dims
     ):

@@ -4,6 +4,7 @@ Errors sfmobile raises on purpose become one line on stderr and exit code 2; any
 bug and keeps its traceback.
 """
 
+import importlib
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -45,11 +46,16 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# Command modules; importing one registers its command on `app` (add one name per module).
+COMMAND_MODULES = (
+    "info_cmd",
+    "noise_cmd",
+)
+
+
 def _register_commands() -> None:
-    """Import each command module; importing registers its command on `app`."""
-    # One line per command module (keep sorted).
-    import sfmobile.cli.info_cmd  # noqa: F401
-    import sfmobile.cli.noise_cmd  # noqa: F401
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"sfmobile.cli.{name}")
 
 
 def main() -> None:

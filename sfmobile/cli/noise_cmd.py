@@ -7,6 +7,7 @@ tests/test_noise.py, which regenerates it and compares byte for byte, so it cann
 import hashlib
 import json
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -74,9 +75,9 @@ def write_golden(out_dir: Path) -> dict:
 @app.command()
 @user_errors_exit_2
 def noise(
-    seed: int = typer.Option(..., help="uint64 seed, 0 <= seed < 2^64."),
-    shape: str = typer.Option("1,4,64,64", help="Comma-separated dimensions, e.g. 1,4,64,64."),
-    out: Path = typer.Option(..., help="Output .npy file (float32)."),
+    seed: Annotated[int, typer.Option(help="uint64 seed, 0 <= seed < 2^64.")],
+    out: Annotated[Path, typer.Option(help="Output .npy file (float32).")],
+    shape: Annotated[str, typer.Option(help="Comma-separated dimensions.")] = "1,4,64,64",
 ) -> None:
     """Write the portable Gaussian noise for SEED and SHAPE (docs/noise.md) as a .npy file."""
     dims = parse_shape(shape)
@@ -91,7 +92,7 @@ def noise(
 @app.command("noise-golden")
 @user_errors_exit_2
 def noise_golden(
-    out: Path = typer.Option(..., help="Folder for the .f32 files and index.json."),
+    out: Annotated[Path, typer.Option(help="Folder for the .f32 files and index.json.")],
 ) -> None:
     """Write the noise golden vectors (raw float32 + index.json) that the Kotlin tests read."""
     if out.exists() and not out.is_dir():
