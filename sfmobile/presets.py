@@ -5,6 +5,8 @@ Kept beside config.py (which defines the dataclasses) so each file stays short.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sfmobile.config import ModelConfig, StageConfig, TextEncoderConfig, UNetConfig, VAEConfig
 from sfmobile.errors import ConfigError
 
@@ -119,6 +121,23 @@ def tiny_unet() -> UNetConfig:
         cross_attention_dim=32,
         time_embed_dim=128,
         time_proj_dim=32,
+    )
+
+
+def narrowed(config: UNetConfig, divisor: int, cross_attention_dim: int) -> UNetConfig:
+    """The same layout with every channel count divided by `divisor` (for fast tests)."""
+
+    def narrow(stage: StageConfig) -> StageConfig:
+        return replace(stage, channels=stage.channels // divisor)
+
+    return replace(
+        config,
+        down=tuple(narrow(s) for s in config.down),
+        mid=narrow(config.mid),
+        up=tuple(narrow(s) for s in config.up),
+        time_proj_dim=config.time_proj_dim // divisor,
+        time_embed_dim=config.time_embed_dim // divisor,
+        cross_attention_dim=cross_attention_dim,
     )
 
 

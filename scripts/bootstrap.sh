@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment and install sfmobile with its test extras.
+# Idempotent: a second run only checks that everything is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${SFMOBILE_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+fi
+# torch==2.13.0 is pinned in pyproject.toml, so pip takes the CPU wheel and never a CUDA build.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"

@@ -1,0 +1,104 @@
+"""sfmobile's own checkpoint: a folder with `sfmobile.json` (architecture, scheduler) and
+`model.safetensors` (tensors named `<component>.<our name>`), plus `tokenizer/` when the model
+does not use the shipped vocabulary. Written to a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import sfmobile
+from sfmobile.config import ModelConfig
+from sfmobile.errors import CheckpointError
+from sfmobile.models.stable_diffusion import StableDiffusion
+from sfmobile.scheduler import SchedulerConfig
+from sfmobile.weights.components import COMPONENTS
+from sfmobile.weights.safe_io import read_json, read_tensors
+from sfmobile.weights.strict import load_strict
+
+FORMAT = "sfmobile-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "sfmobile.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+
+
+def is_sfmobile_checkpoint(path: Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def save_checkpoint(model: StableDiffusion, folder: Path, dtype: torch.dtype | None = None) -> None:
+    """Write `model` to `folder` (replacing it), optionally casting floating tensors to `dtype`."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, module in model.modules().items():
+        for key, tensor in module.state_dict().items():
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            tensors[f"{name}.{key}"] = tensor.contiguous()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sfmobile_version": sfmobile.__version__,
+        "model": model.config.to_dict(),
+        "scheduler": model.scheduler.to_dict(),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        save_file(tensors, str(staging / WEIGHTS_FILE))
+        (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        if model.tokenizer_dir is not None:
+            (staging / "tokenizer").mkdir()
+            for name in TOKENIZER_FILES:
+                shutil.copy2(model.tokenizer_dir / name, staging / "tokenizer" / name)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def load_checkpoint(folder: Path) -> StableDiffusion:
+    """Read a folder written by save_checkpoint; tensors are cast to float32."""
+    folder = Path(folder)
+    meta = read_json(folder / CONFIG_FILE)
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: not an sfmobile checkpoint of format version "
+            f"{FORMAT_VERSION} (found {meta.get('format')!r} {meta.get('format_version')!r})"
+        )
+    config = ModelConfig.from_dict(meta["model"])
+    tensors = read_tensors(folder / WEIGHTS_FILE)
+    modules = {}
+    for component in COMPONENTS:
+        prefix = component.name + "."
+        state = {
+            key[len(prefix) :]: tensor.float()
+            for key, tensor in tensors.items()
+            if key.startswith(prefix)
+        }
+        module = component.build(component.config_of(config))
+        load_strict(module, state, f"{folder / WEIGHTS_FILE} ({component.name})")
+        modules[component.name] = module
+    known = tuple(component.name + "." for component in COMPONENTS)
+    stray = [key for key in tensors if not key.startswith(known)]
+    if stray:
+        load_strict(torch.nn.Module(), {}, str(folder / WEIGHTS_FILE), stray)
+    tokenizer_dir = folder / "tokenizer"
+    return StableDiffusion(
+        config=config,
+        unet=modules["unet"],
+        text_encoder=modules["text_encoder"],
+        vae=modules["vae"],
+        scheduler=SchedulerConfig.from_dict(meta["scheduler"]),
+        tokenizer_dir=tokenizer_dir if tokenizer_dir.is_dir() else None,
+        source=str(folder),
+    ).eval()
