@@ -1,0 +1,28 @@
+"""`sfmobile random-model`: an sfmobile checkpoint of a preset with random weights (for trying the
+pipeline and timing an architecture before any real weights exist)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.presets import PRESET_NAMES
+
+
+@app.command("random-model")
+@user_errors_exit_2
+def random_model(
+    preset: str = typer.Option(..., help="One of: " + ", ".join(PRESET_NAMES)),
+    out: Path = typer.Option(..., help="Folder to write the checkpoint to."),
+    seed: int = typer.Option(0, help="Seed of the random initialisation."),
+) -> None:
+    """Write a randomly initialised model of PRESET as an sfmobile checkpoint."""
+    from sfmobile.models.random_init import random_model as build
+    from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    save_checkpoint(build(preset, seed), out)
+    typer.echo(f"wrote {out}")
