@@ -156,13 +156,17 @@ class ClipTokenizer:
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "ClipTokenizer":
-        """Read a diffusers `tokenizer/` folder (or a bundle's): vocab.json, merges.txt and, if
-        present, the pad token from special_tokens_map.json or tokenizer_config.json."""
+        """Read a diffusers `tokenizer/` folder (or a bundle's): vocab.json + merges.txt, or the
+        single tokenizer.json that transformers 5 writes; the pad token, if present, from
+        special_tokens_map.json or tokenizer_config.json."""
         folder = Path(folder)
         if not folder.is_dir():
             raise TokenizerError(f"tokenizer folder {folder} does not exist or is not a folder")
-        vocab = read_vocab(folder / "vocab.json")
-        merges = read_merges(folder / "merges.txt")
+        if not (folder / "vocab.json").exists() and (folder / "tokenizer.json").exists():
+            vocab, merges = read_tokenizer_json(folder / "tokenizer.json")
+        else:
+            vocab = read_vocab(folder / "vocab.json")
+            merges = read_merges(folder / "merges.txt")
         return cls(vocab, merges, read_pad_token(folder), source=str(folder))
 
     @classmethod
@@ -323,6 +327,22 @@ def read_merges(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
             raise TokenizerError(f"tokenizer file {path} line {number} is not a `left right` pair")
         merges.append((parts[0], parts[1]))
     return merges
+
+
+def read_tokenizer_json(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The BPE vocabulary and merges of a `tokenizers` tokenizer.json (merges stored either as
+    "left right" strings or as [left, right] pairs)."""
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))["model"]
+        vocab, raw_merges = model["vocab"], model["merges"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in raw_merges]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise TokenizerError(
+            f"tokenizer file {path} is not a BPE tokenizer.json: {error}"
+        ) from None
+    if not isinstance(vocab, dict) or any(len(m) != 2 for m in merges):
+        raise TokenizerError(f"tokenizer file {path} has a malformed vocab or merges")
+    return vocab, merges
 
 
 def read_pad_token(folder: Path) -> str:

@@ -64,8 +64,9 @@ def load_diffusers_folder(path: Path) -> StableDiffusion:
         if not folder.is_dir():
             raise CheckpointError(f"{folder}: missing component folder")
         modules[component.name], configs[component.name] = load_component(folder, component)
+    scheduler_file = path / "scheduler" / "scheduler_config.json"
     scheduler = SchedulerConfig.from_diffusers(
-        read_json(path / "scheduler" / "scheduler_config.json")
+        read_json(scheduler_file), source=str(scheduler_file)
     )
     tokenizer_dir = path / "tokenizer"
     return StableDiffusion(

@@ -18,6 +18,7 @@ from sfmobile.config import ModelConfig
 from sfmobile.errors import CheckpointError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import SchedulerConfig
+from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.components import COMPONENTS
 from sfmobile.weights.safe_io import read_json, read_tensors
 from sfmobile.weights.strict import load_strict
@@ -26,7 +27,6 @@ FORMAT = "sfmobile-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_FILE = "sfmobile.json"
 WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
 def is_sfmobile_checkpoint(path: Path) -> bool:
@@ -55,9 +55,7 @@ def save_checkpoint(model: StableDiffusion, folder: Path, dtype: torch.dtype | N
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if model.tokenizer_dir is not None:
-            (staging / "tokenizer").mkdir()
-            for name in TOKENIZER_FILES:
-                shutil.copy2(model.tokenizer_dir / name, staging / "tokenizer" / name)
+            ClipTokenizer.from_folder(model.tokenizer_dir).save(staging / "tokenizer")
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
