@@ -1,0 +1,69 @@
+"""What every bundle-backed runtime shares: the ModelInfo a manifest describes, (de)quantizing
+int8/uint8 inputs and outputs, and preallocated input buffers reused on every call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sfmobile.backends.base import ModelInfo
+from sfmobile.bundle import Bundle, ComponentSpec, TensorSpec
+from sfmobile.errors import BundleError
+from sfmobile.scheduler import SchedulerConfig
+
+NUMPY_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "int8": np.int8,
+    "uint8": np.uint8,
+}
+
+
+def model_info(bundle: Bundle) -> ModelInfo:
+    manifest = bundle.manifest
+    unet = manifest.components["unet"]
+    text = manifest.components["text_encoder"].outputs[0]
+    latent = manifest.latent
+    return ModelInfo(
+        scheduler=SchedulerConfig.from_dict(manifest.scheduler),
+        scaling_factor=float(latent["scaling_factor"]),
+        latent_channels=int(latent["channels"]),
+        vae_downscale=manifest.image["height"] // latent["height"],
+        text_width=text.shape[-1],
+        tokenizer_dir=bundle.file(str(Path(manifest.tokenizer["vocab"]).parent)),
+        unet_batches=(unet.inputs[0].shape[0],),
+        image_size=(manifest.image["height"], manifest.image["width"]),
+        guidance_input=bool(manifest.guidance["input"]),
+    )
+
+
+def quantize_into(buffer: np.ndarray, values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Write `values` (real numbers) into the model's input buffer, quantizing if the tensor is
+    int8/uint8: q = clip(round(x / scale) + zero_point)."""
+    if values.shape != buffer.shape:
+        raise BundleError(
+            f"input {spec.name}: shape {list(values.shape)}, the bundle expects {spec.shape}"
+        )
+    if spec.quantization is None:
+        buffer[...] = values
+        return buffer
+    info = np.iinfo(buffer.dtype)
+    q = np.round(values / spec.quantization.scale) + spec.quantization.zero_point
+    buffer[...] = np.clip(q, info.min, info.max)
+    return buffer
+
+
+def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """float32 real values of a model output."""
+    if spec.quantization is None:
+        return values.astype(np.float32, copy=False)
+    q = spec.quantization
+    return ((values.astype(np.float32) - q.zero_point) * np.float32(q.scale)).astype(np.float32)
+
+
+def input_buffers(component: ComponentSpec) -> dict[str, np.ndarray]:
+    """One zeroed array per model input, in the model's dtype, allocated once per pipeline."""
+    return {t.name: np.zeros(t.shape, NUMPY_DTYPES[t.dtype]) for t in component.inputs}

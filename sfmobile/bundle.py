@@ -1,0 +1,215 @@
+"""The exported bundle: the contract between the Python exporter and every runtime (Python
+backends, the Kotlin core on the phone).
+
+A bundle is a folder: `manifest.json` plus model files and tokenizer files. The manifest is
+validated against `export/manifest.schema.json` (top level of the repository, shipped inside the
+package as sfmobile/data/manifest.schema.json) on write and on read. Bundles are written into a
+temporary folder beside the destination and renamed into place only when complete; reading one
+verifies every file's size and (unless told to check sizes only) its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from sfmobile.errors import BundleError
+
+FORMAT = "sfmobile-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+COMPONENT_NAMES = ("text_encoder", "unet", "decoder")
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """real = scale * (q - zero_point), for an int8/uint8 model input or output."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, static shape, dtype (float32, float16, int32, int64,
+    int8, uint8) and, for quantized tensors, how to (de)quantize."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    quantization: Quantization | None = None
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> TensorSpec:
+        quant = data.get("quantization")
+        return TensorSpec(
+            name=data["name"],
+            shape=list(data["shape"]),
+            dtype=data["dtype"],
+            quantization=Quantization(**quant) if quant else None,
+        )
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One exported model file (or a model file plus its external-data files)."""
+
+    format: str
+    precision: str
+    files: list[str]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ComponentSpec:
+        return ComponentSpec(
+            format=data["format"],
+            precision=data["precision"],
+            files=list(data["files"]),
+            inputs=[TensorSpec.from_dict(t) for t in data["inputs"]],
+            outputs=[TensorSpec.from_dict(t) for t in data["outputs"]],
+        )
+
+    def input(self, name: str) -> TensorSpec:
+        return next(t for t in self.inputs if t.name == name)
+
+
+@dataclass
+class Manifest:
+    """Everything a runtime needs besides the model files. See export/README.md."""
+
+    components: dict[str, ComponentSpec]
+    scheduler: dict[str, Any]
+    image: dict[str, int]
+    latent: dict[str, Any]
+    tokenizer: dict[str, Any]
+    guidance: dict[str, Any]
+    created_by: dict[str, Any]
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for component in data["components"].values():
+            for tensor in component["inputs"] + component["outputs"]:
+                if tensor["quantization"] is None:
+                    del tensor["quantization"]
+        return data
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Manifest:
+        fields = {k: v for k, v in data.items() if k != "components"}
+        components = {k: ComponentSpec.from_dict(v) for k, v in data["components"].items()}
+        return Manifest(components=components, **fields)
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    text = resources.files("sfmobile.data").joinpath("manifest.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate_manifest(data: dict[str, Any], where: str) -> None:
+    try:
+        jsonschema.validate(data, manifest_schema())
+    except jsonschema.ValidationError as error:
+        path = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise BundleError(f"{where}: manifest invalid at {path}: {error.message}") from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class BundleWriter:
+    """Stage a bundle beside `destination`; `finish(manifest)` checksums every file, writes and
+    validates the manifest, then renames the folder into place. Leaving the `with` block without
+    finishing (an error, an interrupt) removes the staging folder and leaves nothing behind."""
+
+    def __init__(self, destination: Path) -> None:
+        self.destination = Path(destination)
+        self.staging: Path | None = None
+
+    def __enter__(self) -> BundleWriter:
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(
+            tempfile.mkdtemp(
+                prefix=f".{self.destination.name}.partial-", dir=self.destination.parent
+            )
+        )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.staging is not None and self.staging.exists():
+            shutil.rmtree(self.staging)
+
+    @property
+    def dir(self) -> Path:
+        if self.staging is None:
+            raise RuntimeError("BundleWriter used outside its `with` block")
+        return self.staging
+
+    def finish(self, manifest: Manifest) -> Path:
+        manifest.files = {}
+        for path in sorted(p for p in self.dir.rglob("*") if p.is_file()):
+            name = path.relative_to(self.dir).as_posix()
+            manifest.files[name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+        data = manifest.to_dict()
+        validate_manifest(data, str(self.destination / MANIFEST))
+        referenced = {f for c in manifest.components.values() for f in c.files}
+        missing = referenced - set(manifest.files)
+        if missing:
+            raise BundleError(f"{self.destination}: manifest names missing files {sorted(missing)}")
+        (self.dir / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
+        if self.destination.exists():
+            shutil.rmtree(self.destination)
+        self.dir.rename(self.destination)
+        self.staging = None
+        return self.destination
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: Manifest
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def read_bundle(path: Path, verify: str = "full") -> Bundle:
+    """Read and check a bundle. verify: "full" (sizes and sha256) or "sizes"."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
+    try:
+        data = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise BundleError(f"{manifest_path}: not valid JSON ({error})") from None
+    validate_manifest(data, str(manifest_path))
+    for name, expected in data["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{file}: missing from the bundle")
+        if file.stat().st_size != expected["bytes"]:
+            raise BundleError(
+                f"{file}: size {file.stat().st_size} bytes, manifest says {expected['bytes']}"
+            )
+        if verify == "full" and sha256_of(file) != expected["sha256"]:
+            raise BundleError(f"{file}: sha256 does not match the manifest (file changed)")
+    return Bundle(path=path, manifest=Manifest.from_dict(data))

@@ -1,0 +1,1 @@
+"""Conversion side: torch -> ONNX / TFLite bundles. The runtime never imports this package."""

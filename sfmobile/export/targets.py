@@ -1,0 +1,114 @@
+"""What gets exported: each component wrapped to the bundle's tensor contract.
+
+  text_encoder: input_ids int32 [1, 77]                                -> text_embeddings [1, 77, D]
+  unet:         sample [B, 4, h, w], timestep [B], text_embeddings [B, 77, D] (, guidance [B])
+                                                                       -> model_output [B, 4, h, w]
+  decoder:      latents [1, 4, h, w] (divided by the scaling factor)   -> image [1, 3, 8h, 8w]
+B is the CFG batch (1 or 2), fixed at export time; every shape is static.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sfmobile.bundle import TensorSpec
+from sfmobile.models.stable_diffusion import StableDiffusion
+
+TOKENS = 77
+
+
+@dataclass
+class ExportTarget:
+    """One component to export: the module (forward takes the inputs in order, returns one
+    tensor) and its float32/int32 tensor contract before any quantization."""
+
+    name: str
+    module: nn.Module
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    def example_args(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        """Plausible inputs of the right shapes and dtypes (for tracing, not calibration)."""
+        generator = torch.Generator().manual_seed(seed)
+        args = []
+        for spec in self.inputs:
+            if spec.dtype == "int32":
+                args.append(torch.randint(0, 49408, spec.shape, generator=generator).int())
+            elif spec.name in ("timestep", "guidance"):
+                args.append(torch.full(spec.shape, 500.0 if spec.name == "timestep" else 7.5))
+            else:
+                args.append(torch.randn(spec.shape, generator=generator))
+        return tuple(args)
+
+
+class TextEncoderExport(nn.Module):
+    def __init__(self, text_encoder: nn.Module) -> None:
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder(input_ids)
+
+
+class UNetExport(nn.Module):
+    def __init__(self, unet: nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, text_embeddings, guidance=None) -> torch.Tensor:
+        return self.unet(sample, timestep, text_embeddings, guidance)
+
+
+class DecoderExport(nn.Module):
+    def __init__(self, vae: nn.Module) -> None:
+        super().__init__()
+        self.decoder = vae.decoder
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latents)
+
+
+def export_targets(
+    model: StableDiffusion, height: int, width: int, cfg_batch: int
+) -> list[ExportTarget]:
+    """The three components of `model` wrapped for export at one resolution and CFG batch."""
+    config = model.config
+    factor = config.vae.downscale
+    h, w = height // factor, width // factor
+    channels, width_text = config.unet.in_channels, config.text_encoder.width
+    guided = config.unet.guidance_embedding
+    batch = 1 if guided else cfg_batch
+
+    def f32(name: str, *shape: int) -> TensorSpec:
+        return TensorSpec(name, list(shape), "float32")
+
+    unet_inputs = [
+        f32("sample", batch, channels, h, w),
+        f32("timestep", batch),
+        f32("text_embeddings", batch, TOKENS, width_text),
+    ]
+    if guided:
+        unet_inputs.append(f32("guidance", batch))
+    return [
+        ExportTarget(
+            "text_encoder",
+            TextEncoderExport(model.text_encoder).eval(),
+            [TensorSpec("input_ids", [1, TOKENS], "int32")],
+            [f32("text_embeddings", 1, TOKENS, width_text)],
+        ),
+        ExportTarget(
+            "unet",
+            UNetExport(model.unet).eval(),
+            unet_inputs,
+            [f32("model_output", batch, channels, h, w)],
+        ),
+        ExportTarget(
+            "decoder",
+            DecoderExport(model.vae).eval(),
+            [f32("latents", 1, config.vae.latent_channels, h, w)],
+            [f32("image", 1, config.vae.out_channels, height, width)],
+        ),
+    ]
