@@ -48,11 +48,13 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
 
 # Command modules; importing one registers its command on `app` (add one name per module).
 COMMAND_MODULES = (
+    "export_cmd",
     "generate_cmd",
     "info_cmd",
     "model_cmd",
     "noise_cmd",
     "tokenize_cmd",
+    "verify_cmd",
 )
 
 

@@ -11,10 +11,9 @@ from PIL.PngImagePlugin import PngInfo
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sfmobile.backends.factory import BACKENDS, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
-
-BACKENDS = ("torch",)
 
 
 def read_init_latents(path: Path) -> np.ndarray:
@@ -25,22 +24,12 @@ def read_init_latents(path: Path) -> np.ndarray:
     return array
 
 
-def make_backend(model: Path, backend: str, preset: str | None):
-    """The named backend over a checkpoint."""
-    if backend not in BACKENDS:
-        raise InputError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        from sfmobile.backends.torch_backend import TorchBackend
-        from sfmobile.weights import load_model
-
-        return TorchBackend(load_model(model, preset))
-    raise AssertionError(backend)
-
-
 @app.command()
 @user_errors_exit_2
 def generate(
-    model: Path = typer.Option(..., help="diffusers folder, sfmobile checkpoint, CompVis file"),
+    model: Path = typer.Option(
+        ..., help="diffusers folder, sfmobile checkpoint, CompVis file, or exported bundle"
+    ),
     prompt: str = typer.Option(..., help="What to draw."),
     negative_prompt: str = typer.Option("", help="What to steer away from."),
     steps: int = typer.Option(8, help="Denoising steps."),
@@ -64,7 +53,7 @@ def generate(
     for name, value in (("--height", height), ("--width", width)):
         if value < 8 or value % 8:
             raise InputError(f"{name} must be a positive multiple of 8, got {value}")
-    pipeline = Pipeline(make_backend(model, backend, preset), cfg_batch=cfg_batch)
+    pipeline = Pipeline(open_backend(model, backend, preset), cfg_batch=cfg_batch)
     console = Console(stderr=True)
     with Progress(
         TextColumn("denoising"),

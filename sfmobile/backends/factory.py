@@ -1,0 +1,44 @@
+"""Open a backend by name over a path: a checkpoint for torch, a bundle for onnx and tflite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sfmobile.backends.base import Backend
+from sfmobile.errors import InputError
+
+BACKENDS = ("torch", "onnx", "tflite")
+
+
+def open_backend(path: Path, name: str, preset: str | None = None, verify: str = "full") -> Backend:
+    """torch: a diffusers folder, sfmobile checkpoint or CompVis file; onnx/tflite: a bundle of
+    that format (checksums verified unless verify="sizes")."""
+    if name not in BACKENDS:
+        raise InputError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    path = Path(path)
+    if name == "torch":
+        from sfmobile.backends.torch_backend import TorchBackend
+        from sfmobile.bundle import MANIFEST
+        from sfmobile.weights import load_model
+
+        if (path / MANIFEST).is_file():
+            raise InputError(
+                f"--model {path} is an exported bundle: use --backend onnx or tflite "
+                "(the torch backend runs checkpoints)"
+            )
+        return TorchBackend(load_model(path, preset))
+    from sfmobile.bundle import read_bundle
+
+    bundle = read_bundle(path, verify=verify)
+    formats = {spec.format for spec in bundle.manifest.components.values()}
+    if formats != {name}:
+        raise InputError(
+            f"--backend {name}: bundle {path} holds {', '.join(sorted(formats))} models"
+        )
+    if name == "onnx":
+        from sfmobile.backends.onnx_backend import OnnxBackend
+
+        return OnnxBackend(bundle)
+    from sfmobile.backends.tflite_backend import TfliteBackend
+
+    return TfliteBackend(bundle)

@@ -1,0 +1,72 @@
+"""`sfmobile export`: a checkpoint -> a bundle of ONNX or TFLite files in one precision."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sfmobile.cli.app import app, user_errors_exit_2
+
+
+@app.command()
+@user_errors_exit_2
+def export(
+    model: Path = typer.Option(..., help="diffusers folder, sfmobile checkpoint or CompVis file"),
+    format: str = typer.Option(..., "--format", help="onnx | tflite"),
+    precision: str = typer.Option(..., help="fp32 | fp16 | int8"),
+    quantization: str = typer.Option(None, help="int8 only: dynamic (default) | static"),
+    out: Path = typer.Option(..., help="Bundle folder to write (replaced when complete)."),
+    preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
+    height: int = typer.Option(512, help="Image height the bundle is exported for."),
+    width: int = typer.Option(512, help="Image width the bundle is exported for."),
+    cfg_batch: int = typer.Option(2, help="UNet batch: 2 = [uncond, cond] per call, 1 = two."),
+    calibration_prompts: int = typer.Option(8, help="Prompts for static int8 calibration."),
+    seed: int = typer.Option(0, help="Seed of the calibration generations."),
+) -> None:
+    """Export the text encoder, UNet and decoder to a bundle (manifest.json + model files)."""
+    from sfmobile.export.bundle_export import check_recipe, export_bundle
+    from sfmobile.weights import load_model
+
+    check_recipe(format, precision, quantization)
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    with console.status("loading the checkpoint") as status:
+        loaded = load_model(model, preset)
+
+        def phase(component: str, name: str) -> None:
+            elapsed = time.perf_counter() - started
+            status.update(f"[{elapsed:6.1f} s] {component}: {name}")
+            console.log(f"{component}: {name}")
+
+        path = export_bundle(
+            loaded,
+            out,
+            format,
+            precision,
+            quantization,
+            height=height,
+            width=width,
+            cfg_batch=cfg_batch,
+            calibration_prompts=calibration_prompts,
+            seed=seed,
+            phase=phase,
+        )
+    print_sizes(path, console)
+    console.print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+
+
+def print_sizes(bundle_path: Path, console: Console) -> None:
+    from sfmobile.bundle import read_bundle
+
+    manifest = read_bundle(bundle_path, verify="sizes").manifest
+    table = Table(title=f"{bundle_path}")
+    for column in ("component", "format", "precision", "files", "MB"):
+        table.add_column(column)
+    for name, spec in manifest.components.items():
+        size = sum(manifest.files[f]["bytes"] for f in spec.files)
+        table.add_row(name, spec.format, spec.precision, ", ".join(spec.files), f"{size / 1e6:.2f}")
+    console.print(table)

@@ -1,0 +1,156 @@
+"""torch model -> bundle: each component converted in the requested format and precision, the
+tokenizer files, and a manifest, written atomically (see bundle.BundleWriter)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import sfmobile
+from sfmobile.bundle import BundleWriter, Manifest
+from sfmobile.errors import InputError
+from sfmobile.export.calibration import CalibrationSet, collect_calibration
+from sfmobile.export.targets import export_targets
+from sfmobile.models.stable_diffusion import StableDiffusion
+from sfmobile.tokenizer import ClipTokenizer
+
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8")
+QUANTIZATIONS = ("dynamic", "static")
+Phase = Callable[[str, str], None]  # (component, phase name)
+
+
+def weights_fingerprint(model: StableDiffusion) -> str:
+    """sha256 over every tensor of the model (component, name, dtype, raw bytes), so a bundle
+    names the exact weights it came from whatever file format held them."""
+    digest = hashlib.sha256()
+    for component, module in model.modules().items():
+        for name, tensor in module.state_dict().items():
+            digest.update(f"{component}.{name}:{tensor.dtype}".encode())
+            digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def check_recipe(format: str, precision: str, quantization: str | None) -> str | None:
+    """Validate the recipe; returns the quantization (int8 defaults to dynamic)."""
+    if format not in FORMATS:
+        raise InputError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision != "int8":
+        if quantization is not None:
+            raise InputError(f"--quantization applies to --precision int8 only, not {precision}")
+        return None
+    quantization = quantization or "dynamic"
+    if quantization not in QUANTIZATIONS:
+        raise InputError(
+            f"--quantization {quantization!r}: expected one of {', '.join(QUANTIZATIONS)}"
+        )
+    return quantization
+
+
+def _converter(format: str):
+    if format == "onnx":
+        from sfmobile.export.onnx import export_component
+    else:
+        from sfmobile.export.tflite import export_component
+    return export_component
+
+
+def export_bundle(
+    model: StableDiffusion,
+    out: Path,
+    format: str,
+    precision: str,
+    quantization: str | None = None,
+    height: int = 512,
+    width: int = 512,
+    cfg_batch: int = 2,
+    calibration_prompts: int = 8,
+    seed: int = 0,
+    phase: Phase = lambda component, name: None,
+) -> Path:
+    """Export `model` to a bundle folder at `out` (replaced only once complete)."""
+    quantization = check_recipe(format, precision, quantization)
+    factor = model.config.vae.downscale
+    for name, value in (("--height", height), ("--width", width)):
+        if value < 8 or value % 8 or value % factor:
+            raise InputError(
+                f"{name} must be a positive multiple of 8 (and of {factor}), got {value}"
+            )
+    if cfg_batch not in (1, 2):
+        raise InputError(f"--cfg-batch must be 1 or 2, got {cfg_batch}")
+    if calibration_prompts < 1:
+        raise InputError(f"--calibration-prompts must be >= 1, got {calibration_prompts}")
+    targets = export_targets(model, height, width, cfg_batch)
+    calibration: CalibrationSet | None = None
+    if quantization == "static":
+        phase("all", "calibrate")
+        calibration = collect_calibration(
+            model,
+            prompts=calibration_prompts,
+            seed=seed,
+            steps=model.scheduler.default_steps,
+            guidance=model.scheduler.default_guidance,
+            height=height,
+            width=width,
+            unet_batch=targets[1].inputs[0].shape[0],
+        )
+    export_component = _converter(format)
+    tokenizer = (
+        ClipTokenizer.from_folder(model.tokenizer_dir)
+        if model.tokenizer_dir
+        else ClipTokenizer.default()
+    )
+    with BundleWriter(Path(out)) as writer:
+        tokenizer.save(writer.dir / "tokenizer")
+        components = {}
+        for target in targets:
+            samples = calibration.for_target(target.name) if calibration else None
+            components[target.name] = export_component(
+                target,
+                precision,
+                quantization,
+                samples,
+                writer.dir,
+                lambda name, component=target.name: phase(component, name),
+            )
+        phase("all", "write")
+        manifest = Manifest(
+            components=components,
+            scheduler=model.scheduler.to_dict(),
+            image={"height": height, "width": width},
+            latent={
+                "channels": model.config.vae.latent_channels,
+                "height": height // factor,
+                "width": width // factor,
+                "scaling_factor": model.config.vae.scaling_factor,
+            },
+            tokenizer={
+                "vocab": "tokenizer/vocab.json",
+                "merges": "tokenizer/merges.txt",
+                "max_length": 77,
+                "start_id": tokenizer.start_id,
+                "end_id": tokenizer.end_id,
+                "pad_id": tokenizer.pad_id,
+            },
+            guidance={
+                "cfg_batch": targets[1].inputs[0].shape[0],
+                "input": model.config.unet.guidance_embedding,
+            },
+            created_by={
+                "sfmobile_version": sfmobile.__version__,
+                "source": model.source,
+                "source_sha256": weights_fingerprint(model),
+                "recipe": {
+                    "format": format,
+                    "precision": precision,
+                    "quantization": quantization,
+                    "calibration": calibration.describe() if calibration else None,
+                },
+            },
+        )
+        return writer.finish(manifest)

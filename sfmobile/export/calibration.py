@@ -1,0 +1,128 @@
+"""Calibration data for static int8: the inputs each component really sees.
+
+The fp32 PyTorch pipeline generates images for a prompt set while a recording backend keeps
+every call's inputs: text-encoder token ids, the UNet's (latents, timestep, text) at every
+timestep of the trajectory (a UNet sees very different activations at t=999 and t=1), and the
+decoder's latents. Samples are laid out to match the export targets' static shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sfmobile.backends.torch_backend import TorchBackend
+from sfmobile.models.stable_diffusion import StableDiffusion
+from sfmobile.pipeline import Pipeline
+
+# Varied scenes: objects, colours, places, styles. Cycled when more prompts are asked for.
+CALIBRATION_PROMPTS = (
+    "a small red circle on the left of a blue background",
+    "a green square above a yellow triangle",
+    "a photo of a cat sitting on a wooden table",
+    "a mountain lake at sunrise, oil painting",
+    "a large purple star in the centre of an orange gradient",
+    "a city street at night with neon signs",
+    "a bowl of fruit, studio lighting",
+    "a white triangle below a black circle on a grey background",
+    "an astronaut riding a horse on the moon",
+    "a watercolor portrait of an old man",
+    "two small blue squares on a pink background",
+    "a forest path in autumn",
+)
+
+
+@dataclass
+class CalibrationSet:
+    """Per component, a list of input tuples in the export target's input order."""
+
+    text_encoder: list[tuple[np.ndarray, ...]]
+    unet: list[tuple[np.ndarray, ...]]
+    decoder: list[tuple[np.ndarray, ...]]
+    prompts: int
+    seed: int
+    steps: int
+    guidance: float
+
+    def for_target(self, name: str) -> list[tuple[np.ndarray, ...]]:
+        return getattr(self, name)
+
+    def describe(self) -> dict:
+        return {
+            "prompts": self.prompts,
+            "seed": self.seed,
+            "steps": self.steps,
+            "guidance": self.guidance,
+        }
+
+
+class RecordingBackend:
+    """Wraps a backend and keeps the inputs of every call."""
+
+    def __init__(self, inner: TorchBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.info = inner.info
+        self.text_calls: list[np.ndarray] = []
+        self.unet_calls: list[tuple[np.ndarray, float, np.ndarray, float | None]] = []
+        self.decoder_calls: list[np.ndarray] = []
+
+    def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
+        self.text_calls.append(token_ids.copy())
+        return self.inner.encode_text(token_ids)
+
+    def predict(self, latents, timestep, text, guidance=None) -> np.ndarray:
+        self.unet_calls.append((latents.copy(), timestep, text.copy(), guidance))
+        return self.inner.predict(latents, timestep, text, guidance)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        self.decoder_calls.append(latents.copy())
+        return self.inner.decode(latents)
+
+
+def _unet_sample(
+    latents: np.ndarray, timestep: float, text: np.ndarray, guidance: float | None, batch: int
+) -> tuple[np.ndarray, ...]:
+    """Reshape one recorded UNet call to the exported batch (CFG batch 2 -> two rows kept
+    together; batch 1 export from a batch-2 call -> the conditional row)."""
+    if latents.shape[0] != batch:
+        latents, text = latents[-batch:], text[-batch:]
+    sample = (latents, np.full((batch,), timestep, np.float32), text)
+    if guidance is not None:
+        sample += (np.full((batch,), guidance, np.float32),)
+    return sample
+
+
+def collect_calibration(
+    model: StableDiffusion,
+    prompts: int = 8,
+    seed: int = 0,
+    steps: int = 8,
+    guidance: float = 7.5,
+    height: int = 512,
+    width: int = 512,
+    unet_batch: int = 2,
+) -> CalibrationSet:
+    """Run the fp32 PyTorch pipeline on `prompts` prompts (seeds seed, seed+1, ...)."""
+    recorder = RecordingBackend(TorchBackend(model))
+    pipeline = Pipeline(recorder, cfg_batch=2)
+    for index in range(prompts):
+        prompt = CALIBRATION_PROMPTS[index % len(CALIBRATION_PROMPTS)]
+        pipeline.generate(
+            prompt,
+            steps=steps,
+            guidance_scale=guidance,
+            seed=seed + index,
+            height=height,
+            width=width,
+        )
+    return CalibrationSet(
+        text_encoder=[(ids,) for ids in recorder.text_calls],
+        unet=[_unet_sample(*call, unet_batch) for call in recorder.unet_calls],
+        decoder=[(latents,) for latents in recorder.decoder_calls],
+        prompts=prompts,
+        seed=seed,
+        steps=steps,
+        guidance=guidance,
+    )

@@ -1,0 +1,157 @@
+"""The bundle contract: schema validation, atomic writes, checksum and size verification."""
+
+import json
+
+import pytest
+
+from sfmobile.bundle import (
+    BundleWriter,
+    ComponentSpec,
+    Manifest,
+    Quantization,
+    TensorSpec,
+    read_bundle,
+    validate_manifest,
+)
+from sfmobile.errors import BundleError
+from sfmobile.scheduler import SchedulerConfig
+
+
+def component(file: str, quantized: bool = False) -> ComponentSpec:
+    quant = Quantization(scale=0.05, zero_point=-3) if quantized else None
+    return ComponentSpec(
+        format="onnx",
+        precision="int8-static" if quantized else "fp32",
+        files=[file],
+        inputs=[TensorSpec("x", [1, 4, 8, 8], "int8" if quantized else "float32", quant)],
+        outputs=[TensorSpec("y", [1, 4, 8, 8], "float32")],
+    )
+
+
+def manifest() -> Manifest:
+    return Manifest(
+        components={
+            "text_encoder": component("text_encoder.onnx"),
+            "unet": component("unet.onnx", quantized=True),
+            "decoder": component("decoder.onnx"),
+        },
+        scheduler=SchedulerConfig().to_dict(),
+        image={"height": 64, "width": 64},
+        latent={"channels": 4, "height": 8, "width": 8, "scaling_factor": 0.18215},
+        tokenizer={
+            "vocab": "tokenizer/vocab.json",
+            "merges": "tokenizer/merges.txt",
+            "max_length": 77,
+            "start_id": 49406,
+            "end_id": 49407,
+            "pad_id": 49407,
+        },
+        guidance={"cfg_batch": 2, "input": False},
+        created_by={
+            "sfmobile_version": "0.1.0",
+            "source": "test",
+            "source_sha256": "0" * 64,
+            "recipe": {"format": "onnx", "precision": "fp32", "quantization": None},
+        },
+    )
+
+
+def write_bundle(destination):
+    with BundleWriter(destination) as writer:
+        for name in ("text_encoder.onnx", "unet.onnx", "decoder.onnx"):
+            (writer.dir / name).write_bytes(name.encode() * 100)
+        (writer.dir / "tokenizer").mkdir()
+        (writer.dir / "tokenizer" / "vocab.json").write_text("{}")
+        (writer.dir / "tokenizer" / "merges.txt").write_text("")
+        return writer.finish(manifest())
+
+
+def test_written_bundle_reads_back_with_checksums_and_quantization(tmp_path):
+    path = write_bundle(tmp_path / "bundle")
+    bundle = read_bundle(path)
+    assert set(bundle.manifest.files) == {
+        "text_encoder.onnx",
+        "unet.onnx",
+        "decoder.onnx",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+    }
+    assert bundle.manifest.components["unet"].inputs[0].quantization == Quantization(0.05, -3)
+    assert bundle.manifest.to_dict() == json.loads((path / "manifest.json").read_text())
+
+
+def test_tampered_file_is_caught_by_checksum_and_named(tmp_path):
+    path = write_bundle(tmp_path / "bundle")
+    data = bytearray((path / "unet.onnx").read_bytes())
+    data[10] ^= 0xFF
+    (path / "unet.onnx").write_bytes(bytes(data))
+    read_bundle(path, verify="sizes")  # same size: the fast mode cannot see it
+    with pytest.raises(BundleError, match=r"unet\.onnx: sha256"):
+        read_bundle(path)
+
+
+def test_truncated_file_is_caught_by_size(tmp_path):
+    path = write_bundle(tmp_path / "bundle")
+    (path / "decoder.onnx").write_bytes(b"short")
+    with pytest.raises(BundleError, match=r"decoder\.onnx: size 5 bytes"):
+        read_bundle(path, verify="sizes")
+
+
+def test_missing_file_is_named(tmp_path):
+    path = write_bundle(tmp_path / "bundle")
+    (path / "tokenizer" / "merges.txt").unlink()
+    with pytest.raises(BundleError, match=r"merges\.txt: missing"):
+        read_bundle(path)
+
+
+def test_failure_inside_the_writer_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), BundleWriter(tmp_path / "bundle") as writer:
+        (writer.dir / "unet.onnx").write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_bundle_is_replaced_only_when_the_new_one_is_complete(tmp_path):
+    path = write_bundle(tmp_path / "bundle")
+    with pytest.raises(RuntimeError), BundleWriter(path) as writer:
+        (writer.dir / "unet.onnx").write_bytes(b"new")
+        raise RuntimeError("interrupted")
+    read_bundle(path)  # the old bundle is intact
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda m: m["components"].pop("unet"), "components"),
+        (lambda m: m["scheduler"].update(prediction_type="sample"), "scheduler/prediction_type"),
+        (lambda m: m.update(format_version=2), "format_version"),
+        (lambda m: m["guidance"].update(cfg_batch=3), "guidance/cfg_batch"),
+        (
+            lambda m: m["components"]["unet"]["inputs"][0].update(dtype="bfloat16"),
+            "components/unet/inputs/0/dtype",
+        ),
+    ],
+)
+def test_schema_rejects_malformed_manifests_naming_the_field(edit, where):
+    data = manifest().to_dict()
+    data["files"] = {}
+    validate_manifest(data, "m.json")
+    edit(data)
+    with pytest.raises(BundleError, match=f"m.json: manifest invalid at {where}"):
+        validate_manifest(data, "m.json")
+
+
+def test_manifest_naming_a_file_that_is_not_there_is_refused(tmp_path):
+    with pytest.raises(BundleError, match="missing files"), BundleWriter(tmp_path / "b") as writer:
+        (writer.dir / "unet.onnx").write_bytes(b"x")
+        writer.finish(manifest())
+    assert not (tmp_path / "b").exists()
+
+
+def test_package_schema_is_the_top_level_export_schema():
+    from pathlib import Path
+
+    from sfmobile.bundle import manifest_schema
+
+    top_level = Path(__file__).parents[1] / "export" / "manifest.schema.json"
+    assert manifest_schema() == json.loads(top_level.read_text())
