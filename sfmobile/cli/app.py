@@ -50,6 +50,7 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
 COMMAND_MODULES = (
     "export_cmd",
     "generate_cmd",
+    "golden_cmd",
     "info_cmd",
     "model_cmd",
     "noise_cmd",
