@@ -95,14 +95,24 @@ class Attention(nn.Module):
         batch, tokens, _ = x.shape
         return x.reshape(batch, tokens, self.heads, self.head_dim).transpose(1, 2)
 
-    def _attend(self, q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _attend(
+        self, q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
         dtype = q.dtype
         if self.upcast:
             q, k_t = q.float(), k_t.float()
         scores = torch.matmul(q, k_t) * (self.head_dim**-0.5)
+        if mask is not None:
+            scores = scores + mask
         return torch.matmul(scores.softmax(dim=-1).to(dtype), v)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """mask: additive [queries, keys] mask on the scores (the text encoder's causal mask)."""
         context = x if context is None else context
         q = self._split_heads(self.to_q(x))
         k_t = self._split_heads(self.to_k(context)).transpose(2, 3)
@@ -110,10 +120,15 @@ class Attention(nn.Module):
         tokens = q.shape[2]
         chunk = self.query_chunk or tokens
         if chunk >= tokens:
-            out = self._attend(q, k_t, v)
+            out = self._attend(q, k_t, v, mask)
         else:
             slices = [
-                self._attend(q[:, :, start : start + chunk], k_t, v)
+                self._attend(
+                    q[:, :, start : start + chunk],
+                    k_t,
+                    v,
+                    None if mask is None else mask[start : start + chunk],
+                )
                 for start in range(0, tokens, chunk)
             ]
             out = torch.cat(slices, dim=2)

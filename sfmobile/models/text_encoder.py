@@ -34,25 +34,6 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
-class CausalSelfAttention(Attention):
-    """layers.Attention (q, k, v, out projections with bias) plus an additive mask on the scores.
-
-    77 tokens need no query slicing, so `query_chunk` is ignored here.
-    """
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__(dim, heads, qkv_bias=True)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        q = self._split_heads(self.to_q(x))
-        k_t = self._split_heads(self.to_k(x)).transpose(2, 3)
-        v = self._split_heads(self.to_v(x))
-        scores = torch.matmul(q, k_t) * (self.head_dim**-0.5) + mask
-        out = torch.matmul(scores.softmax(dim=-1), v)
-        batch, _, tokens, _ = out.shape
-        return self.to_out(out.transpose(1, 2).reshape(batch, tokens, self.heads * self.head_dim))
-
-
 class MLP(nn.Module):
     def __init__(self, width: int, hidden: int, activation: str) -> None:
         super().__init__()
@@ -70,12 +51,12 @@ class EncoderLayer(nn.Module):
     def __init__(self, config: TextEncoderConfig) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(config.width, eps=config.norm_eps)
-        self.attention = CausalSelfAttention(config.width, config.heads)
+        self.attention = Attention(config.width, config.heads, qkv_bias=True)
         self.norm2 = nn.LayerNorm(config.width, eps=config.norm_eps)
         self.mlp = MLP(config.width, config.mlp_dim, config.activation)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x), mask)
+        x = x + self.attention(self.norm1(x), mask=mask)
         return x + self.mlp(self.norm2(x))
 
 
