@@ -1,0 +1,127 @@
+"""The ONNX Runtime backend: runs an ONNX bundle's three components.
+
+One InferenceSession per component, created once. Every input and output lives in a numpy
+buffer allocated once and bound to its session through IO binding, so a call only copies the
+caller's arrays into the bound input buffers and the result out of the bound output buffer.
+
+Exported models have a static batch (the manifest's shapes): a call with fewer rows is padded by
+repeating them (a batch-2 UNet asked for one row, e.g. guidance <= 1), a call with a multiple of
+the batch runs in slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from sfmobile.backends.bundle_backend import (
+    NUMPY_DTYPES,
+    dequantize,
+    input_buffers,
+    model_info,
+    quantize_into,
+)
+from sfmobile.bundle import Bundle, ComponentSpec
+from sfmobile.errors import BundleError, InputError
+
+
+class BoundSession:
+    """One component: its session and its IO-bound input/output buffers."""
+
+    def __init__(
+        self, bundle: Bundle, name: str, options: ort.SessionOptions, providers: Sequence[str]
+    ) -> None:
+        self.name = name
+        self.spec: ComponentSpec = bundle.manifest.components[name]
+        if self.spec.format != "onnx":
+            raise BundleError(f"{bundle.path}: component {name} is {self.spec.format}, not onnx")
+        path = bundle.file(self.spec.files[0])
+        self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+        self.inputs = input_buffers(self.spec)
+        output = self.spec.outputs[0]
+        self.output = np.zeros(output.shape, NUMPY_DTYPES[output.dtype])
+        # OrtValues over the numpy buffers (no copy): writing a buffer changes the bound input.
+        self.values = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in self.inputs.items()}
+        self.values[output.name] = ort.OrtValue.ortvalue_from_numpy(self.output)
+        self.binding = self.session.io_binding()
+        for tensor in self.spec.inputs:
+            self.binding.bind_ortvalue_input(tensor.name, self.values[tensor.name])
+        self.binding.bind_ortvalue_output(output.name, self.values[output.name])
+        self.batch = self.spec.inputs[0].shape[0]
+
+    def run(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """One call at the model's static batch: real-valued inputs -> float32 output (a copy)."""
+        for tensor in self.spec.inputs:
+            quantize_into(self.inputs[tensor.name], values[tensor.name], tensor)
+        self.session.run_with_iobinding(self.binding)
+        return dequantize(self.output, self.spec.outputs[0]).copy()
+
+    def run_rows(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Any number of rows: padded up to, or sliced into, the static batch."""
+        rows = next(iter(values.values())).shape[0]
+        if rows == self.batch:
+            return self.run(values)
+        if self.batch % rows == 0:
+            repeats = self.batch // rows
+            padded = {k: np.concatenate([v] * repeats) for k, v in values.items()}
+            return self.run(padded)[:rows]
+        if rows % self.batch == 0:
+            parts = [
+                self.run({k: v[start : start + self.batch] for k, v in values.items()})
+                for start in range(0, rows, self.batch)
+            ]
+            return np.concatenate(parts)
+        raise InputError(
+            f"{self.name}: {rows} rows, the bundle's {self.spec.inputs[0].name} has a static "
+            f"batch of {self.batch}"
+        )
+
+
+class OnnxBackend:
+    """encode_text / predict / decode on ONNX Runtime (see base.Backend for shapes)."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.info = model_info(bundle)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.text_encoder = BoundSession(bundle, "text_encoder", options, providers)
+        self.unet = BoundSession(bundle, "unet", options, providers)
+        self.decoder = BoundSession(bundle, "decoder", options, providers)
+        self.unet_names = [t.name for t in self.unet.spec.inputs]
+
+    def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
+        name = self.text_encoder.spec.inputs[0].name
+        return self.text_encoder.run_rows({name: np.asarray(token_ids)})
+
+    def predict(
+        self,
+        latents: np.ndarray,
+        timestep: float,
+        text: np.ndarray,
+        guidance: float | None = None,
+    ) -> np.ndarray:
+        rows = latents.shape[0]
+        values = [latents, np.full((rows,), timestep, np.float32), text]
+        if "guidance" in self.unet_names:
+            if guidance is None:
+                raise InputError(
+                    f"{self.bundle.path}: this UNet takes a guidance input: pass guidance"
+                )
+            values.append(np.full((rows,), guidance, np.float32))
+        return self.unet.run_rows(dict(zip(self.unet_names, values, strict=True)))
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        return self.decoder.run_rows({self.decoder.spec.inputs[0].name: latents})
