@@ -1,0 +1,113 @@
+"""The LiteRT backend: runs a tflite bundle's three models with `ai_edge_litert`'s interpreter.
+
+Each model is opened once, its tensors allocated once; every call writes into preallocated
+input buffers (quantizing int8/uint8 inputs with the manifest's scale and zero point), invokes,
+and reads the output (dequantized the same way). Tensors are bound by the names of the file's
+signature, which the exporter made equal to the manifest's names.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from sfmobile.backends.bundle_backend import dequantize, input_buffers, model_info, quantize_into
+from sfmobile.bundle import Bundle, ComponentSpec, TensorSpec
+from sfmobile.errors import BundleError, InputError
+
+SIGNATURE = "serving_default"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def bind(specs: list[TensorSpec], details: dict[str, dict], where: str) -> dict[str, int]:
+    """Manifest tensor name -> interpreter tensor index; checks shape and dtype agree. Falls
+    back to the signature's order when the file's names differ from the manifest's (a file
+    renamed by another tool), as long as the shapes still match one to one."""
+    if sorted(details) == sorted(spec.name for spec in specs):
+        pairs = [(spec, details[spec.name]) for spec in specs]
+    elif len(details) == len(specs):
+        pairs = list(zip(specs, details.values(), strict=True))
+    else:
+        raise BundleError(f"{where}: model tensors {sorted(details)} do not match the manifest")
+    for spec, detail in pairs:
+        shape, dtype = [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name
+        if shape != spec.shape or dtype != spec.dtype:
+            raise BundleError(
+                f"{where}: tensor {spec.name} is {dtype} {shape} in the model, "
+                f"the manifest says {spec.dtype} {spec.shape}"
+            )
+    return {spec.name: int(detail["index"]) for spec, detail in pairs}
+
+
+class TfliteModel:
+    """One component's interpreter with its bound, preallocated inputs."""
+
+    def __init__(self, bundle: Bundle, component: str, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.spec: ComponentSpec = bundle.manifest.components[component]
+        path = bundle.file(self.spec.files[0])
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        signatures = self.interpreter.get_signature_list()
+        if list(signatures) != [SIGNATURE]:
+            raise BundleError(f"{path}: expected one signature {SIGNATURE!r}, found {signatures}")
+        runner = self.interpreter.get_signature_runner(SIGNATURE)
+        self.inputs = bind(self.spec.inputs, runner.get_input_details(), str(path))
+        self.outputs = bind(self.spec.outputs, runner.get_output_details(), str(path))
+        self.buffers = input_buffers(self.spec)
+
+    def __call__(self, **values: np.ndarray) -> np.ndarray:
+        for spec in self.spec.inputs:
+            buffer = quantize_into(self.buffers[spec.name], values[spec.name], spec)
+            self.interpreter.set_tensor(self.inputs[spec.name], buffer)
+        self.interpreter.invoke()
+        output = self.spec.outputs[0]
+        return dequantize(self.interpreter.get_tensor(self.outputs[output.name]), output)
+
+
+class TfliteBackend:
+    """threads: LiteRT's CPU threads per model (None: every core this process may use)."""
+
+    name = "tflite"
+
+    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        threads = threads or usable_cpus()
+        self.info = model_info(bundle)
+        self.text_encoder = TfliteModel(bundle, "text_encoder", threads)
+        self.unet = TfliteModel(bundle, "unet", threads)
+        self.decoder = TfliteModel(bundle, "decoder", threads)
+
+    def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
+        return self.text_encoder(input_ids=token_ids)
+
+    def predict(
+        self,
+        latents: np.ndarray,
+        timestep: float,
+        text: np.ndarray,
+        guidance: float | None = None,
+    ) -> np.ndarray:
+        batch = latents.shape[0]
+        inputs = {
+            "sample": latents,
+            "timestep": np.full((batch,), timestep, np.float32),
+            "text_embeddings": text,
+        }
+        if self.info.guidance_input:
+            if guidance is None:
+                raise InputError("guidance: this bundle's UNet takes the guidance scale as input")
+            inputs["guidance"] = np.full((batch,), guidance, np.float32)
+        return self.unet(**inputs)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        return self.decoder(latents=latents)
