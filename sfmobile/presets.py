@@ -73,35 +73,51 @@ def snapfusion_unet() -> UNetConfig:
 
 
 def demo_unet() -> UNetConfig:
-    """A small UNet of the SnapFusion layout: no attention at the highest resolution, the
-    attention moved to the lower ones. Sized for training on a CPU (issue: the shipped demo)."""
+    """A small UNet of the SnapFusion layout, sized to train on two CPU cores in about an hour
+    (docs/training.md): no attention at the highest resolution (Down-1, Up-3), cross-attention
+    at the lower ones, a depth-2 transformer pair in Up-1, channels 32/64/96/96.
+
+    On 64x64 images (8x8 latents) the four stages run at 8, 4, 2 and 1 pixels, so norm_groups
+    is 16, not SD's 32: at 1x1 a group of 32 over 96 channels would normalise 3 numbers.
+    """
     return UNetConfig(
         down=(
-            StageConfig(64, (0, 0), heads=4, resample=True),
-            StageConfig(128, (1, 1), heads=4, resample=True),
-            StageConfig(128, (1,), heads=4, resample=True),
-            StageConfig(128, (0,), heads=4),
+            StageConfig(32, (0, 0), heads=4, resample=True),
+            StageConfig(64, (1, 1), heads=4, resample=True),
+            StageConfig(96, (1,), heads=4, resample=True),
+            StageConfig(96, (0,), heads=4),
         ),
-        mid=StageConfig(128, (1,), heads=4),
+        mid=StageConfig(96, (1,), heads=4),
         up=(
-            StageConfig(128, (0, 0), heads=4, resample=True),
-            StageConfig(128, (2, 2), heads=4, resample=True),
-            StageConfig(128, (1, 1, 1), heads=4, resample=True),
-            StageConfig(64, (0, 0, 0), heads=4),
+            StageConfig(96, (0, 0), heads=4, resample=True),
+            StageConfig(96, (2, 2), heads=4, resample=True),
+            StageConfig(64, (1, 1, 1), heads=4, resample=True),
+            StageConfig(32, (0, 0, 0), heads=4),
         ),
-        cross_attention_dim=256,
-        time_embed_dim=256,
-        time_proj_dim=64,
-        norm_groups=32,
+        cross_attention_dim=128,
+        time_embed_dim=128,
+        time_proj_dim=32,
+        norm_groups=16,
     )
 
 
 def demo_text_encoder() -> TextEncoderConfig:
-    return TextEncoderConfig(width=256, layers=4, heads=4, mlp_dim=1024)
+    """CLIP's text transformer at width 128, 3 layers (captions are short and their vocabulary
+    small); the full 49,408-token embedding stays so the shipped tokenizer works unchanged."""
+    return TextEncoderConfig(width=128, layers=3, heads=4, mlp_dim=512)
 
 
 def demo_vae() -> VAEConfig:
-    return VAEConfig(encoder_channels=(32, 64, 128, 128), decoder_channels=(32, 64, 128, 128))
+    """SD-1.x's autoencoder design (8x down-sampling, 4 latent channels, mid attention) at
+    channels 32/32/64/64 and one ResNet per encoder level. norm_groups 16 keeps SnapFusion's
+    half-channel decoder (16/16/32/32, VAEConfig.pruned) valid. scaling_factor is measured by
+    `sfmobile train vae` and stored with the trained weights."""
+    return VAEConfig(
+        encoder_channels=(32, 32, 64, 64),
+        decoder_channels=(32, 32, 64, 64),
+        layers_per_block=1,
+        norm_groups=16,
+    )
 
 
 def tiny_unet() -> UNetConfig:

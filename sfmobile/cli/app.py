@@ -48,6 +48,8 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
 
 # Command modules; importing one registers its command on `app` (add one name per module).
 COMMAND_MODULES = (
+    "distill_cmd",
+    "evaluate_cmd",
     "export_cmd",
     "generate_cmd",
     "golden_cmd",
@@ -55,6 +57,8 @@ COMMAND_MODULES = (
     "model_cmd",
     "noise_cmd",
     "tokenize_cmd",
+    "train_cmd",
+    "train_decoder_cmd",
     "verify_cmd",
 )
 

@@ -1,0 +1,144 @@
+"""`sfmobile train vae|teacher`: the demo model's training stages (docs/training.md).
+
+Every stage runs alone or under `torchrun --standalone --nproc_per_node=N --no-python sfmobile
+train ...` unchanged, and resumes when run again with the same --out. Later stages add their
+command to `train_app` from their own module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.presets import PRESET_NAMES
+
+train_app = typer.Typer(
+    help="Train the demo model stage by stage (alone or under torchrun; re-run to resume).",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+# Options every stage shares (the per-stage defaults differ and stay in each command).
+SEED = typer.Option(0, help="Seed of the initial weights and of every random draw.")
+IMAGE_SIZE = typer.Option(64, help="Scene size in pixels: 64 or 128.")
+CHECKPOINT_EVERY = typer.Option(200, help="Write OUT/train_state.pt every this many steps.")
+LOG_EVERY = typer.Option(10, help="Append to OUT/metrics.jsonl every this many steps.")
+THREADS = typer.Option(None, help="torch threads per process (default: torch's choice).")
+STOP_AFTER = typer.Option(
+    None, help="Stop with a checkpoint after this step, as an interruption would."
+)
+PRESET = typer.Option("demo", help="Architecture: " + ", ".join(PRESET_NAMES))
+
+
+def report_result(console: Console, result, out: Path, written: Path) -> None:
+    if result.finished:
+        console.print(f"wrote {written} (step {result.step})")
+    else:
+        console.print(f"{out}: stopped at step {result.step}; run the same command to resume")
+    if result.interrupted:
+        raise typer.Exit(code=130)
+
+
+@train_app.command("vae")
+@user_errors_exit_2
+def train_vae(
+    out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, vae/."),
+    steps: int = typer.Option(6000, help="Optimizer steps in all."),
+    batch_size: int = typer.Option(8, help="Images per step per process."),
+    lr: float = typer.Option(5e-4, help="AdamW learning rate (after warm-up)."),
+    warmup_steps: int = typer.Option(100, help="Linear learning-rate warm-up."),
+    kl_weight: float = typer.Option(1e-6, help="KL weight, latent-diffusion's convention."),
+    preset: str = PRESET,
+    seed: int = SEED,
+    image_size: int = IMAGE_SIZE,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    log_every: int = LOG_EVERY,
+    threads: int = THREADS,
+    stop_after: int = STOP_AFTER,
+) -> None:
+    """Stage 1: train the autoencoder on the scenes; writes OUT/vae/ with its scaling factor."""
+    from sfmobile.presets import preset as preset_config
+    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage
+
+    config = TrainConfig(
+        out=out,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        image_size=image_size,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        warmup_steps=warmup_steps,
+        lr_schedule="cosine",
+        stop_after=stop_after,
+        threads=threads,
+    )
+    stage = VaeStage(
+        preset_config(preset).vae, seed=seed, image_size=image_size, kl_weight=kl_weight
+    )
+    console = Console(stderr=True, soft_wrap=True)
+    trainer = Trainer(stage, config, console)
+    result = trainer.run()
+    if trainer.ranks.is_main:
+        report_result(console, result, out, out / VAE_FOLDER)
+
+
+@train_app.command("teacher")
+@user_errors_exit_2
+def train_teacher(
+    vae: Path = typer.Option(..., help="The `train vae` run folder (or its vae/ folder)."),
+    out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, teacher/."),
+    steps: int = typer.Option(10000, help="Optimizer steps in all."),
+    batch_size: int = typer.Option(16, help="Images per step per process."),
+    lr: float = typer.Option(3e-4, help="AdamW learning rate (after warm-up)."),
+    warmup_steps: int = typer.Option(200, help="Linear learning-rate warm-up."),
+    caption_dropout: float = typer.Option(0.1, help="Share of empty captions (for guidance)."),
+    ema_decay: float = typer.Option(0.999, help="EMA of the weights the checkpoint gets; 0: off."),
+    preset: str = PRESET,
+    seed: int = SEED,
+    image_size: int = IMAGE_SIZE,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    log_every: int = LOG_EVERY,
+    threads: int = THREADS,
+    stop_after: int = STOP_AFTER,
+) -> None:
+    """Stage 2: train the text encoder + UNet as a v-prediction teacher on the frozen VAE;
+    writes OUT/teacher/, an sfmobile checkpoint `sfmobile generate --model` reads."""
+    from sfmobile.presets import preset as preset_config
+    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.train.teacher_stage import TEACHER_FOLDER, TeacherStage
+    from sfmobile.train.vae_stage import load_vae
+
+    config = TrainConfig(
+        out=out,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        image_size=image_size,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        warmup_steps=warmup_steps,
+        lr_schedule="cosine",
+        ema_decay=ema_decay,
+        stop_after=stop_after,
+        threads=threads,
+    )
+    architecture = preset_config(preset)
+    stage = TeacherStage(
+        load_vae(vae),
+        architecture.unet,
+        architecture.text_encoder,
+        seed=seed,
+        caption_dropout=caption_dropout,
+    )
+    console = Console(stderr=True, soft_wrap=True)
+    trainer = Trainer(stage, config, console)
+    result = trainer.run()
+    if trainer.ranks.is_main:
+        report_result(console, result, out, out / TEACHER_FOLDER)

@@ -1,0 +1,58 @@
+"""The contract between the Trainer (loop.py) and a training stage (vae_stage.py,
+teacher_stage.py, and the distillation and decoder stages to come).
+
+A stage is any object with these members; it need not inherit from Stage. Build it fully in
+__init__ (fresh modules seeded from the run's seed, frozen modules loaded from their folders), so
+that constructing it again on resume gives the same modules before train_state.pt is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+# One batch as the default collate makes it: "image" float32 [B, 3, S, S] in [-1, 1],
+# "caption" list[str] of length B, "index" int64 [B] (scene indices, for logs).
+Batch = dict[str, Any]
+
+
+class Stage(Protocol):
+    """What one training stage provides. The Trainer calls, in order: trainable() and frozen()
+    once; loss(...) once per step; finish(out_dir) once, on rank 0, after the last step.
+
+    name: names the stage in logs and in train_state.pt (a resume must be the same stage).
+    trainable(): {name: module} to optimise (one AdamW over all their parameters); the Trainer
+        saves and restores their state dicts, puts them in train mode and keeps their EMA.
+        Under torchrun only calls through a module's forward() all-reduce its gradients, so
+        forward() must do the differentiable work (wrap a multi-method module, see
+        vae_stage.VaeReconstruction).
+    frozen(): {name: module} used but not trained: put in eval mode with requires_grad off,
+        never saved (the stage loads them again on resume).
+    loss(models, batch, step, generator): (scalar loss of this rank's batch, metrics to log as
+        {name: float}). `models` are the trainable modules as the Trainer runs them
+        (DistributedDataParallel-wrapped under torchrun): call those, not the stage's own
+        references. Draw every random number from `generator` (seeded by seed, rank and step),
+        never from torch's global generator, so a resumed run repeats the same draws.
+    finish(out_dir): write the stage's result under out_dir (e.g. out_dir/"teacher"); by then
+        the trainable modules hold the final weights (the EMA's, when the run keeps one).
+    """
+
+    name: str
+
+    def trainable(self) -> dict[str, nn.Module]: ...
+
+    def frozen(self) -> dict[str, nn.Module]: ...
+
+    def loss(
+        self,
+        models: Mapping[str, nn.Module],
+        batch: Batch,
+        step: int,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def finish(self, out_dir: Path) -> None: ...
