@@ -274,14 +274,16 @@ class DdimScheduler:
 
     # ---- forward-process algebra (training) -----------------------------------------------
 
-    def alpha_sigma(self, t: Any) -> tuple[Any, Any]:
-        """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) in float32, shaped like t, numpy or torch."""
+    def alpha_sigma(self, t: Any, allow_final: bool = False) -> tuple[Any, Any]:
+        """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) in float32, shaped like t, numpy or torch.
+
+        allow_final maps t < 0 to final_alpha_cumprod (where the last sampling step lands)."""
         torch = sys.modules.get("torch")
         if _is_torch(t):
             like = torch.empty((), dtype=torch.float32, device=t.device)
         else:
             like = np.empty((), dtype=np.float32)
-        return self._alpha_sigma(t, like)
+        return self._alpha_sigma(t, like, allow_final)
 
     def add_noise(self, x0: Any, noise: Any, t: Any) -> Any:
         """x_t = alpha_t x0 + sigma_t noise (diffusers add_noise)."""

@@ -1,0 +1,89 @@
+"""`sfmobile distill`: SnapFusion's CFG-aware step distillation of a teacher checkpoint into a
+student that samples in --steps steps (docs/training.md, stage 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.cli.train_cmd import (
+    CHECKPOINT_EVERY,
+    IMAGE_SIZE,
+    LOG_EVERY,
+    SEED,
+    STOP_AFTER,
+    THREADS,
+    report_result,
+)
+
+
+@app.command("distill")
+@user_errors_exit_2
+def distill(
+    teacher: Path = typer.Option(
+        ..., "--from", help="Teacher checkpoint (an sfmobile checkpoint folder)."
+    ),
+    steps: int = typer.Option(..., help="The student's sampling steps (e.g. 16, then 8)."),
+    out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, student/."),
+    teacher_steps: int = typer.Option(
+        None, help="The teacher's sampling steps (a multiple of --steps; default: its own)."
+    ),
+    train_steps: int = typer.Option(2000, help="Optimizer steps in all."),
+    batch_size: int = typer.Option(16, help="Images per step per process."),
+    lr: float = typer.Option(1e-4, help="AdamW learning rate (after warm-up)."),
+    warmup_steps: int = typer.Option(50, help="Linear learning-rate warm-up."),
+    cfg_aware_prob: float = typer.Option(0.5, help="Share of steps with the CFG-aware loss."),
+    guidance_min: float = typer.Option(2.0, help="Lowest guidance scale the CFG-aware loss draws."),
+    guidance_max: float = typer.Option(14.0, help="Highest guidance scale drawn."),
+    gamma: float = typer.Option(0.1, help="Weight of the ordinary v-prediction loss."),
+    guidance_conditioned: bool = typer.Option(
+        False, help="Student takes the guidance scale as input (one UNet call per step)."
+    ),
+    default_guidance: float = typer.Option(4.5, help="Guidance the student's checkpoint suggests."),
+    ema_decay: float = typer.Option(0.995, help="EMA of the weights the checkpoint gets; 0: off."),
+    seed: int = SEED,
+    image_size: int = IMAGE_SIZE,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    log_every: int = LOG_EVERY,
+    threads: int = THREADS,
+    stop_after: int = STOP_AFTER,
+) -> None:
+    """Distil a v-prediction teacher into a --steps-step student; writes OUT/student/."""
+    from sfmobile.train.distill_stage import STUDENT_FOLDER, DistillConfig, DistillStage
+    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.weights import load_model
+
+    model = load_model(teacher)
+    config = DistillConfig(
+        student_steps=steps,
+        teacher_steps=teacher_steps or model.scheduler.default_steps,
+        cfg_aware_prob=cfg_aware_prob,
+        guidance_range=(guidance_min, guidance_max),
+        gamma=gamma,
+        guidance_conditioned=guidance_conditioned,
+        default_guidance=default_guidance,
+    )
+    train_config = TrainConfig(
+        out=out,
+        steps=train_steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        image_size=image_size,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        warmup_steps=warmup_steps,
+        lr_schedule="cosine",
+        ema_decay=ema_decay,
+        stop_after=stop_after,
+        threads=threads,
+    )
+    stage = DistillStage(model, config, seed=seed)
+    console = Console(stderr=True, soft_wrap=True)
+    trainer = Trainer(stage, train_config, console)
+    result = trainer.run()
+    if trainer.ranks.is_main:
+        report_result(console, result, out, out / STUDENT_FOLDER)
