@@ -10,11 +10,24 @@ from sfmobile.errors import InputError
 BACKENDS = ("torch", "onnx", "tflite")
 
 
-def open_backend(path: Path, name: str, preset: str | None = None, verify: str = "full") -> Backend:
-    """torch: a diffusers folder, sfmobile checkpoint or CompVis file; onnx/tflite: a bundle of
-    that format (checksums verified unless verify="sizes")."""
+def open_backend(
+    path: Path | None, name: str, preset: str | None = None, verify: str = "full"
+) -> Backend:
+    """torch: a diffusers folder, sfmobile checkpoint or CompVis file, or no path for the shipped
+    demo model; onnx/tflite: a bundle of that format (checksums verified unless
+    verify="sizes")."""
     if name not in BACKENDS:
         raise InputError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    if path is None:
+        if name != "torch":
+            raise InputError(
+                f"--backend {name}: needs --model, the path of an exported {name} bundle "
+                "(only the torch backend runs the shipped demo model without one)"
+            )
+        from sfmobile.backends.torch_backend import TorchBackend
+        from sfmobile.weights import load_model
+
+        return TorchBackend(load_model(None, preset))
     path = Path(path)
     if name == "torch":
         from sfmobile.backends.torch_backend import TorchBackend

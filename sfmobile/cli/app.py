@@ -48,6 +48,7 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
 
 # Command modules; importing one registers its command on `app` (add one name per module).
 COMMAND_MODULES = (
+    "demo_cmd",
     "distill_cmd",
     "evaluate_cmd",
     "export_cmd",
@@ -56,6 +57,7 @@ COMMAND_MODULES = (
     "info_cmd",
     "model_cmd",
     "noise_cmd",
+    "ship_demo_cmd",
     "tokenize_cmd",
     "train_cmd",
     "train_decoder_cmd",

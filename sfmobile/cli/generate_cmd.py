@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sfmobile.backends.factory import BACKENDS, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
+from sfmobile.shipped import DEMO_IMAGE_SIZE
 
 
 def read_init_latents(path: Path) -> np.ndarray:
@@ -24,19 +25,43 @@ def read_init_latents(path: Path) -> np.ndarray:
     return array
 
 
+SIZE_HELP = (
+    "Image {} in pixels, a multiple of 8 (default: a bundle's size, 64 for the shipped demo "
+    "model, else 512)."
+)
+
+
+def default_size(model: Path | None, bundle_size: tuple[int, int] | None) -> tuple[int, int]:
+    """A bundle runs at the size it was exported for; the shipped demo model at the size it was
+    trained at; any other checkpoint at SD-1.x's 512."""
+    if bundle_size:
+        return bundle_size
+    if model is None:
+        return DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE
+    return 512, 512
+
+
 @app.command()
 @user_errors_exit_2
 def generate(
     model: Path = typer.Option(
-        ..., help="diffusers folder, sfmobile checkpoint, CompVis file, or exported bundle"
+        None,
+        help="diffusers folder, sfmobile checkpoint, CompVis file, or exported bundle "
+        "(default: the demo model shipped with sfmobile, torch backend)",
     ),
     prompt: str = typer.Option(..., help="What to draw."),
     negative_prompt: str = typer.Option("", help="What to steer away from."),
-    steps: int = typer.Option(8, help="Denoising steps."),
-    guidance: float = typer.Option(7.5, help="Classifier-free guidance scale (<= 1: off)."),
+    steps: int = typer.Option(
+        None, help="Denoising steps (default: the model's).", show_default=False
+    ),
+    guidance: float = typer.Option(
+        None,
+        help="Classifier-free guidance scale, <= 1: off (default: the model's).",
+        show_default=False,
+    ),
     seed: int = typer.Option(0, help="Seed of the portable initial noise (docs/noise.md)."),
-    height: int = typer.Option(512, help="Image height in pixels (multiple of 8)."),
-    width: int = typer.Option(512, help="Image width in pixels (multiple of 8)."),
+    height: int = typer.Option(None, help=SIZE_HELP.format("height"), show_default=False),
+    width: int = typer.Option(None, help=SIZE_HELP.format("width"), show_default=False),
     backend: str = typer.Option("torch", help="Runtime: " + " | ".join(BACKENDS)),
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
     cfg_batch: int = typer.Option(2, help="UNet batch for guidance: 2 (one call) or 1 (two)."),
@@ -48,12 +73,17 @@ def generate(
     from sfmobile.pipeline import Pipeline
 
     latents = read_init_latents(init_latents) if init_latents else None
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     for name, value in (("--height", height), ("--width", width)):
-        if value < 8 or value % 8:
+        if value is not None and (value < 8 or value % 8):
             raise InputError(f"{name} must be a positive multiple of 8, got {value}")
     pipeline = Pipeline(open_backend(model, backend, preset), cfg_batch=cfg_batch)
+    steps = pipeline.info.scheduler.default_steps if steps is None else steps
+    guidance = pipeline.info.scheduler.default_guidance if guidance is None else guidance
+    default_height, default_width = default_size(model, pipeline.info.image_size)
+    height = default_height if height is None else height
+    width = default_width if width is None else width
     console = Console(stderr=True)
     with Progress(
         TextColumn("denoising"),
