@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.cli.train_cmd import (
@@ -16,7 +15,8 @@ from sfmobile.cli.train_cmd import (
     SEED,
     STOP_AFTER,
     THREADS,
-    report_result,
+    run_stage,
+    stage_console,
 )
 
 
@@ -53,7 +53,7 @@ def distill(
 ) -> None:
     """Distil a v-prediction teacher into a --steps-step student; writes OUT/student/."""
     from sfmobile.train.distill_stage import STUDENT_FOLDER, DistillConfig, DistillStage
-    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.train.loop import TrainConfig
     from sfmobile.weights import load_model
 
     model = load_model(teacher)
@@ -82,8 +82,4 @@ def distill(
         threads=threads,
     )
     stage = DistillStage(model, config, seed=seed)
-    console = Console(stderr=True, soft_wrap=True)
-    trainer = Trainer(stage, train_config, console)
-    result = trainer.run()
-    if trainer.ranks.is_main:
-        report_result(console, result, out, out / STUDENT_FOLDER)
+    run_stage(stage, train_config, stage_console(), out / STUDENT_FOLDER)

@@ -33,11 +33,26 @@ STOP_AFTER = typer.Option(
 PRESET = typer.Option("demo", help="Architecture: " + ", ".join(PRESET_NAMES))
 
 
-def report_result(console: Console, result, out: Path, written: Path) -> None:
+def stage_console() -> Console:
+    """Where training commands report: stderr, so stdout stays free for pipes."""
+    return Console(stderr=True, soft_wrap=True)
+
+
+def run_stage(stage, config, console: Console, written: Path) -> None:
+    """Run `stage` with the Trainer and say (on rank 0) what was written or how to resume;
+    an interrupted run exits with 130 as Ctrl-C does."""
+    from sfmobile.train.loop import Trainer
+
+    trainer = Trainer(stage, config, console)
+    result = trainer.run()
+    if not trainer.ranks.is_main:
+        return
     if result.finished:
         console.print(f"wrote {written} (step {result.step})")
     else:
-        console.print(f"{out}: stopped at step {result.step}; run the same command to resume")
+        console.print(
+            f"{config.out}: stopped at step {result.step}; run the same command to resume"
+        )
     if result.interrupted:
         raise typer.Exit(code=130)
 
@@ -61,7 +76,7 @@ def train_vae(
 ) -> None:
     """Stage 1: train the autoencoder on the scenes; writes OUT/vae/ with its scaling factor."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.train.loop import TrainConfig
     from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage
 
     config = TrainConfig(
@@ -81,11 +96,7 @@ def train_vae(
     stage = VaeStage(
         preset_config(preset).vae, seed=seed, image_size=image_size, kl_weight=kl_weight
     )
-    console = Console(stderr=True, soft_wrap=True)
-    trainer = Trainer(stage, config, console)
-    result = trainer.run()
-    if trainer.ranks.is_main:
-        report_result(console, result, out, out / VAE_FOLDER)
+    run_stage(stage, config, stage_console(), out / VAE_FOLDER)
 
 
 @train_app.command("teacher")
@@ -110,7 +121,7 @@ def train_teacher(
     """Stage 2: train the text encoder + UNet as a v-prediction teacher on the frozen VAE;
     writes OUT/teacher/, an sfmobile checkpoint `sfmobile generate --model` reads."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.train.loop import TrainConfig
     from sfmobile.train.teacher_stage import TEACHER_FOLDER, TeacherStage
     from sfmobile.train.vae_stage import load_vae
 
@@ -137,8 +148,4 @@ def train_teacher(
         seed=seed,
         caption_dropout=caption_dropout,
     )
-    console = Console(stderr=True, soft_wrap=True)
-    trainer = Trainer(stage, config, console)
-    result = trainer.run()
-    if trainer.ranks.is_main:
-        report_result(console, result, out, out / TEACHER_FOLDER)
+    run_stage(stage, config, stage_console(), out / TEACHER_FOLDER)

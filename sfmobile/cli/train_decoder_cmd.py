@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from sfmobile.cli.app import user_errors_exit_2
 from sfmobile.cli.train_cmd import (
@@ -16,7 +15,8 @@ from sfmobile.cli.train_cmd import (
     SEED,
     STOP_AFTER,
     THREADS,
-    report_result,
+    run_stage,
+    stage_console,
     train_app,
 )
 from sfmobile.errors import CheckpointError, InputError
@@ -68,7 +68,7 @@ def train_decoder(
     import torch
 
     from sfmobile.train.decoder_stage import DECODER_FOLDER, DecoderStage
-    from sfmobile.train.loop import TrainConfig, Trainer
+    from sfmobile.train.loop import TrainConfig
     from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
     config = TrainConfig(
@@ -89,12 +89,9 @@ def train_decoder(
         raise InputError(f"--pool-size must be >= 1, got {pool_size}")
     if threads:
         torch.set_num_threads(threads)  # the latent pool is made before the Trainer runs
-    console = Console(stderr=True, soft_wrap=True)
+    console = stage_console()
     model = load_checkpoint(teacher_checkpoint(teacher))
     stage = DecoderStage(
         model, out, seed=seed, image_size=image_size, pool_size=pool_size, console=console
     )
-    trainer = Trainer(stage, config, console)
-    result = trainer.run()
-    if trainer.ranks.is_main:
-        report_result(console, result, out, out / DECODER_FOLDER)
+    run_stage(stage, config, console, out / DECODER_FOLDER)
