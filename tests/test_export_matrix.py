@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reference_pipelines import save_reference_pipeline
 from safetensors.torch import save_file
 
 import sfmobile.export.tflite as tflite_export
@@ -238,11 +239,8 @@ def diffusers_pipeline(folder: Path):
     weights), saved with save_pretrained to `folder`."""
     from diffusers import (
         AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -261,45 +259,7 @@ def diffusers_pipeline(folder: Path):
         latent_channels=4,
         layers_per_block=1,
     )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-        )
-    )
-    vocab = folder / "vocab"
-    ClipTokenizer.default().save(vocab)
-    tokenizer = CLIPTokenizer(
-        str(vocab / "vocab.json"),
-        str(vocab / "merges.txt"),
-        pad_token="<|endoftext|>",
-        model_max_length=77,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder / "model")
-    return pipe
+    return save_reference_pipeline(folder, unet, vae)
 
 
 def compvis_state(pipe) -> dict[str, torch.Tensor]:

@@ -6,18 +6,16 @@ import pytest
 import torch
 from diffusers import (
     AutoencoderKL,
-    DDIMScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
 from PIL import Image
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from reference_pipelines import save_reference_pipeline
 from typer.testing import CliRunner
 
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
 from sfmobile.noise import gaussian_noise
-from sfmobile.tokenizer import ClipTokenizer
 
 SIZE = 64
 PROMPT = "a small red circle above a blue square"
@@ -41,46 +39,7 @@ def build_reference(folder, prediction_type: str) -> StableDiffusionPipeline:
         latent_channels=4,
         layers_per_block=1,
     )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-        )
-    )
-    vocab = folder / "vocab"
-    ClipTokenizer.default().save(vocab)
-    tokenizer = CLIPTokenizer(
-        str(vocab / "vocab.json"),
-        str(vocab / "merges.txt"),
-        pad_token="<|endoftext|>",
-        model_max_length=77,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder / "model")
-    return pipe
+    return save_reference_pipeline(folder, unet, vae, prediction_type)
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
