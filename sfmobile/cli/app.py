@@ -58,6 +58,7 @@ COMMAND_MODULES = (
     "model_cmd",
     "noise_cmd",
     "ship_demo_cmd",
+    "swap_vae_cmd",
     "tokenize_cmd",
     "train_cmd",
     "train_decoder_cmd",

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.errors import InputError
 from sfmobile.presets import PRESET_NAMES
 
 train_app = typer.Typer(
@@ -66,6 +67,15 @@ def train_vae(
     lr: float = typer.Option(5e-4, help="AdamW learning rate (after warm-up)."),
     warmup_steps: int = typer.Option(100, help="Linear learning-rate warm-up."),
     kl_weight: float = typer.Option(1e-6, help="KL weight, latent-diffusion's convention."),
+    init: Path = typer.Option(
+        None, help="Start from this trained VAE (a `train vae` run folder or its vae/)."
+    ),
+    freeze_encoder: bool = typer.Option(
+        False,
+        "--freeze-encoder",
+        help="With --init: train the decoder only, so latents (and a teacher trained on them) "
+        "stay valid.",
+    ),
     preset: str = PRESET,
     seed: int = SEED,
     image_size: int = IMAGE_SIZE,
@@ -77,8 +87,10 @@ def train_vae(
     """Stage 1: train the autoencoder on the scenes; writes OUT/vae/ with its scaling factor."""
     from sfmobile.presets import preset as preset_config
     from sfmobile.train.loop import TrainConfig
-    from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage
+    from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage, load_vae
 
+    if freeze_encoder and init is None:
+        raise InputError("--freeze-encoder needs --init (the VAE whose decoder is fine-tuned)")
     config = TrainConfig(
         out=out,
         steps=steps,
@@ -94,7 +106,12 @@ def train_vae(
         threads=threads,
     )
     stage = VaeStage(
-        preset_config(preset).vae, seed=seed, image_size=image_size, kl_weight=kl_weight
+        preset_config(preset).vae,
+        seed=seed,
+        image_size=image_size,
+        kl_weight=kl_weight,
+        init=load_vae(init) if init is not None else None,
+        freeze_encoder=freeze_encoder,
     )
     run_stage(stage, config, stage_console(), out / VAE_FOLDER)
 

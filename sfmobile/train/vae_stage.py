@@ -11,6 +11,10 @@ shapes need neither, and both cost more than the whole CPU budget.
 
 finish() measures the latent scaling factor as SD's 0.18215 was chosen, 1 / std of the latent
 means of SCALE_IMAGES training scenes, and writes out/vae/ (config.json + vae.safetensors).
+
+Decoder fine-tuning (init + freeze_encoder), as Stability's sd-vae-ft-mse did for SD: the encoder,
+and so every latent and the UNet trained on them, stays as it is; only the decoder learns to draw
+those latents better. The scaling factor is then the init's, unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from sfmobile.config import VAEConfig
-from sfmobile.errors import CheckpointError
+from sfmobile.errors import CheckpointError, InputError
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.train.data import SceneGenerator
 from sfmobile.weights.safe_io import read_json, read_tensors
@@ -63,7 +67,8 @@ class VaeReconstruction(nn.Module):
 
 
 class VaeStage:
-    """Trains a fresh AutoencoderKL of `config` (initialised from `seed`)."""
+    """Trains a fresh AutoencoderKL of `config` (initialised from `seed`), or continues `init`;
+    freeze_encoder (needs init) trains the decoder alone."""
 
     name = "vae"
 
@@ -74,9 +79,18 @@ class VaeStage:
         data_seed: int = 0,
         image_size: int = 64,
         kl_weight: float = KL_WEIGHT,
+        init: AutoencoderKL | None = None,
+        freeze_encoder: bool = False,
     ) -> None:
+        if freeze_encoder and init is None:
+            raise InputError("freeze_encoder needs a trained VAE to start from (init)")
         torch.manual_seed(seed)
-        self.vae = AutoencoderKL(config)
+        self.vae = AutoencoderKL(config if init is None else init.config)
+        if init is not None:
+            self.vae.load_state_dict(init.state_dict())
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.vae.encoder.requires_grad_(False)
         self.model = VaeReconstruction(self.vae)
         self.data_seed, self.image_size, self.kl_weight = data_seed, image_size, kl_weight
 
@@ -104,8 +118,9 @@ class VaeStage:
 
     def finish(self, out_dir: Path) -> None:
         self.vae.eval()
-        factor = latent_scaling_factor(self.vae, self.data_seed, self.image_size)
-        self.vae.config = replace(self.vae.config, scaling_factor=factor)
+        if not self.freeze_encoder:
+            factor = latent_scaling_factor(self.vae, self.data_seed, self.image_size)
+            self.vae.config = replace(self.vae.config, scaling_factor=factor)
         save_vae(self.vae, Path(out_dir) / VAE_FOLDER)
 
 
