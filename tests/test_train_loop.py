@@ -114,6 +114,36 @@ def test_teacher_checkpoint_is_v_prediction_and_generate_draws_from_it(tiny_vae_
     assert Image.open(png).size == (64, 64)
 
 
+def test_teacher_init_continues_from_the_checkpoint_weights(tiny_vae_dir, tmp_path):
+    Trainer(teacher(tiny_vae_dir), run_config(tmp_path / "first", steps=2)).run()
+    trained = load_checkpoint(tmp_path / "first" / "teacher")
+    other_arch = UNetConfig(
+        down=(StageConfig(16, (0,), heads=2, resample=True), StageConfig(16, (1,), heads=2)),
+        mid=StageConfig(16, (1,), heads=2),
+        up=(StageConfig(16, (1, 1), heads=2, resample=True), StageConfig(16, (0, 0), heads=2)),
+        cross_attention_dim=32,
+        time_embed_dim=32,
+        time_proj_dim=16,
+        norm_groups=8,
+    )  # ignored: init's own architecture wins
+    stage = TeacherStage(load_vae(tiny_vae_dir), other_arch, TINY_TEXT, seed=5, init=trained)
+    for name in ("unet", "text_encoder"):
+        ours, theirs = getattr(stage, name).state_dict(), getattr(trained, name).state_dict()
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+
+
+def test_teacher_init_that_is_not_a_checkpoint_is_refused(tiny_vae_dir, tmp_path):
+    _register_commands()
+    outcome = CliRunner().invoke(
+        app,
+        ["train", "teacher", "--vae", str(tiny_vae_dir), "--out", str(tmp_path / "run"),
+         "--init", str(tmp_path)],
+    )  # fmt: skip
+    assert outcome.exit_code == 2
+    assert "--init" in outcome.output and "not an sfmobile checkpoint" in outcome.output
+
+
 def test_teacher_loss_is_mse_to_diffusers_velocity(tiny_vae_dir):
     """A stand-in UNet that predicts 0 makes the loss mean(v^2); v from diffusers' scheduler."""
     stage = teacher(tiny_vae_dir, caption_dropout=0.0)

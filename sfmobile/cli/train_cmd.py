@@ -127,6 +127,11 @@ def train_teacher(
     warmup_steps: int = typer.Option(200, help="Linear learning-rate warm-up."),
     caption_dropout: float = typer.Option(0.1, help="Share of empty captions (for guidance)."),
     ema_decay: float = typer.Option(0.999, help="EMA of the weights the checkpoint gets; 0: off."),
+    init: Path = typer.Option(
+        None,
+        help="Continue this trained teacher checkpoint (its UNet and text encoder; --preset is "
+        "then ignored) under a fresh learning-rate schedule.",
+    ),
     preset: str = PRESET,
     seed: int = SEED,
     image_size: int = IMAGE_SIZE,
@@ -141,6 +146,7 @@ def train_teacher(
     from sfmobile.train.loop import TrainConfig
     from sfmobile.train.teacher_stage import TEACHER_FOLDER, TeacherStage
     from sfmobile.train.vae_stage import load_vae
+    from sfmobile.weights.sfmobile_checkpoint import is_sfmobile_checkpoint, load_checkpoint
 
     config = TrainConfig(
         out=out,
@@ -158,11 +164,16 @@ def train_teacher(
         threads=threads,
     )
     architecture = preset_config(preset)
+    if init is not None and not is_sfmobile_checkpoint(init):
+        raise InputError(f"--init {init}: not an sfmobile checkpoint (no sfmobile.json)")
+    initial = load_checkpoint(init) if init is not None else None
     stage = TeacherStage(
         load_vae(vae),
         architecture.unet,
         architecture.text_encoder,
         seed=seed,
         caption_dropout=caption_dropout,
+        scheduler=initial.scheduler if initial is not None else None,
+        init=initial,
     )
     run_stage(stage, config, stage_console(), out / TEACHER_FOLDER)

@@ -61,7 +61,12 @@ class TeacherStage:
         seed: int = 0,
         caption_dropout: float = CAPTION_DROPOUT,
         scheduler: SchedulerConfig | None = None,
+        init: StableDiffusion | None = None,
     ) -> None:
+        """init: a trained teacher to continue (its UNet and text encoder, whose configs then
+        replace `unet` and `text_encoder`) under a fresh learning-rate schedule."""
+        if init is not None:
+            unet, text_encoder = init.config.unet, init.config.text_encoder
         if unet.cross_attention_dim != text_encoder.width:
             raise ConfigError(
                 f"UNet cross_attention_dim {unet.cross_attention_dim} must equal the text "
@@ -77,6 +82,9 @@ class TeacherStage:
         torch.manual_seed(seed)
         self.unet = UNet(unet)
         self.text_encoder = TextEncoder(text_encoder)
+        if init is not None:
+            self.unet.load_state_dict(init.unet.state_dict())
+            self.text_encoder.load_state_dict(init.text_encoder.state_dict())
         self.vae = vae
         self.caption_dropout = caption_dropout
         self.scheduler_config = scheduler or teacher_scheduler()
