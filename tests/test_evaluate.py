@@ -18,9 +18,9 @@ from sfmobile.models.text_encoder import TextEncoder
 from sfmobile.models.unet import UNet
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.train.data import heldout_prompts
-from sfmobile.train.evaluate import RealReference, evaluate
+from sfmobile.train.evaluate import RealReference, evaluate, round_trip_adherence
 from sfmobile.train.frechet import VaeFeatures, frechet_distance, gaussian_frechet_distance
-from sfmobile.train.render import render_scene
+from sfmobile.train.render import render_scene, to_model_input
 from sfmobile.train.scene_analyser import adheres, analyse
 from sfmobile.train.teacher_stage import teacher_scheduler
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
@@ -123,6 +123,23 @@ def test_real_render_adherence_equals_the_analyser_applied_directly(tiny_model):
         assert reference.adherence.counts[key] == len(stated)
 
 
+def test_round_trip_adherence_is_the_analyser_on_each_render_through_the_vae(tiny_model):
+    scenes = heldout_prompts(5, seed=0)
+    reference = RealReference.build(scenes, 64, VaeFeatures(tiny_model.vae))
+    checks = []
+    for scene in scenes:  # one picture at a time, by hand, as an independent reference
+        image = torch.from_numpy(to_model_input(render_scene(scene, 64)))[None]
+        with torch.no_grad():
+            decoded = tiny_model.vae.decode(tiny_model.vae.encode(image))[0]
+        pixels = ((decoded / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+        checks.append(adheres(analyse(pixels.permute(1, 2, 0).numpy()), scene))
+    score = round_trip_adherence(tiny_model, reference, batch_size=2)
+    assert score.rate == pytest.approx(np.mean([c["all"] for c in checks]))
+    assert score.attributes["background"] == pytest.approx(
+        np.mean([c["background"] for c in checks])
+    )
+
+
 @pytest.mark.parametrize("guidance", [1.0, 4.5])
 def test_unet_calls_per_image_counts_what_the_unet_sees(tiny_model, guidance):
     rows = []
@@ -170,8 +187,10 @@ def test_cli_writes_every_requested_cell_to_json_and_markdown(checkpoint, tmp_pa
     cells = {(r["label"], r["steps"], r["guidance"]) for r in table["results"]}
     assert cells == {("a", 2, 1.0), ("a", 2, 4.5), ("b", 1, 1.0), ("b", 1, 4.5)}
     assert table["feature_extractor"]["name"] == "FD-VAE64"
+    assert list(table["vae_round_trip_ceilings"]) == ["a"]  # b shares a's VAE: one row
     markdown = (tmp_path / "t.md").read_text()
     assert "| model | steps | w = 1 | w = 4.5 |" in markdown
+    assert "| real renders through a's VAE |" in markdown
     for label, steps in (("a", 2), ("b", 1)):
         row = next(
             line for line in markdown.splitlines() if line.startswith(f"| {label} | {steps} |")

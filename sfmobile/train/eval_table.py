@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from sfmobile.train.data import heldout_prompts
 from sfmobile.train.evaluate import (
     ALL,
@@ -19,6 +21,7 @@ from sfmobile.train.evaluate import (
     EvalResult,
     RealReference,
     evaluate,
+    round_trip_adherence,
 )
 from sfmobile.train.frechet import VaeFeatures
 
@@ -43,6 +46,8 @@ class EvalTable:
     fd_source: str
     ceiling: AdherenceScore
     results: tuple[EvalResult, ...]
+    # (label, score): the analyser on real renders through each distinct VAE of the rows
+    round_trips: tuple[tuple[str, AdherenceScore], ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +58,7 @@ class EvalTable:
                 "source": self.fd_source,
             },
             "ceiling": asdict(self.ceiling),
+            "vae_round_trip_ceilings": {label: asdict(score) for label, score in self.round_trips},
             "results": [result.to_dict() for result in self.results],
         }
 
@@ -72,13 +78,16 @@ def run_table(
     from sfmobile.weights import load_model
 
     prompts = heldout_prompts(config.prompts, config.prompt_seed)
-    reference, results = None, []
+    reference, results, round_trips, vaes_seen = None, [], [], []
     for spec in specs:
         model = load_model(spec.path).eval()
         if extractor is None:
             extractor = VaeFeatures(model.vae, f"{spec.path} (VAE of {spec.label})")
         if reference is None:
             reference = RealReference.build(prompts, config.image_size, extractor)
+        if not any(_same_weights(model.vae, seen) for seen in vaes_seen):
+            vaes_seen.append(model.vae)
+            round_trips.append((spec.label, round_trip_adherence(model, reference)))
         steps = spec.steps or model.scheduler.default_steps
         for guidance in config.guidance:
             cell = f"{spec.label} {steps} steps w={guidance:g}"
@@ -105,6 +114,14 @@ def run_table(
         extractor.source,
         reference.adherence,
         tuple(results),
+        tuple(round_trips),
+    )
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    ours, theirs = a.state_dict(), b.state_dict()
+    return ours.keys() == theirs.keys() and all(
+        ours[k].shape == theirs[k].shape and torch.equal(ours[k], theirs[k]) for k in ours
     )
 
 
@@ -133,6 +150,11 @@ def _main_table(table: EvalTable) -> list[str]:
         "",
         f"Analyser ceiling (real renders of the same scenes): {_percent(table.ceiling.rate)} "
         "adhere.",
+        *(
+            f"Autoencoder ceiling (those renders encoded and decoded by {label}'s VAE): "
+            f"{_percent(score.rate)} adhere."
+            for label, score in table.round_trips
+        ),
         f"{table.fd_name}: {table.fd_description}; extractor {table.fd_source}.",
     ]
     return lines
@@ -159,6 +181,8 @@ def _attribute_table(table: EvalTable) -> list[str]:
         "| --- | ---: | ---: | " + " | ".join("---:" for _ in keys) + " |",
         "| real renders | - | - | " + _rates(table.ceiling, keys) + " |",
     ]
+    for label, score in table.round_trips:
+        lines.append(f"| real renders through {label}'s VAE | - | - | {_rates(score, keys)} |")
     for r in table.results:
         lines.append(f"| {r.label} | {r.steps} | {r.guidance:g} | {_rates(r.adherence, keys)} |")
     return lines

@@ -9,7 +9,8 @@ combinations training never showed), one picture per prompt is sampled with seed
   each attribute is over the prompts that state it.
 - the ceiling: the same score on the generator's own renders of those scenes (`RealReference`),
   i.e. how often the analyser reads a perfect picture right; a model cannot be measured more
-  precisely than this.
+  precisely than this. `round_trip_adherence` gives a second, lower ceiling: the real renders
+  encoded and decoded by a model's VAE, i.e. what its autoencoder lets through at all.
 - FD: frechet.frechet_distance between the extractor's features of the generated pictures and
   of the real renders of the same scenes (FD-VAE64 for the scene VAE, see frechet.py).
 - speed: wall time of sampling + decoding (not analysis), summed over the batches and divided by
@@ -30,8 +31,8 @@ import torch
 from sfmobile.errors import InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.train.frechet import VaeFeatures, frechet_distance
-from sfmobile.train.render import render_scene
-from sfmobile.train.sampling import decode_images, sample_latents
+from sfmobile.train.render import render_scene, to_model_input
+from sfmobile.train.sampling import decode_images, sample_latents, to_uint8
 from sfmobile.train.scene import Scene
 from sfmobile.train.scene_analyser import adheres, analyse
 
@@ -126,6 +127,20 @@ def score_adherence(images: np.ndarray, scenes: Sequence[Scene]) -> AdherenceSco
     attributes = {key: float(np.mean(values)) for key, values in found.items()}
     counts = {key: len(values) for key, values in found.items()}
     return AdherenceScore(attributes.get(ALL, 0.0), attributes, counts)
+
+
+@torch.no_grad()
+def round_trip_adherence(
+    model: StableDiffusion, reference: RealReference, batch_size: int = BATCH_SIZE
+) -> AdherenceScore:
+    """The analyser on `reference`'s real renders after model.vae's encode + decode (latent
+    means, as inference would see them): no model that draws through this VAE can do better."""
+    decoded = []
+    for start in range(0, len(reference.images), batch_size):
+        batch = reference.images[start : start + batch_size]
+        images = torch.from_numpy(np.stack([to_model_input(image) for image in batch]))
+        decoded.append(to_uint8(model.vae.decode(model.vae.encode(images))))
+    return score_adherence(np.concatenate(decoded), reference.scenes)
 
 
 def unet_calls_per_image(model: StableDiffusion, steps: int, guidance: float) -> int:
