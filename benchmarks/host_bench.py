@@ -5,8 +5,10 @@ Each case runs in its own process so peak memory is the export's own. Results ar
     python benchmarks/host_bench.py --preset snapfusion --format onnx --precision fp16 \
         --out /tmp/bench --results benchmarks/results/host.jsonl
 
-With --diffusers-baseline, the same run also exports diffusers' own SD-1.5 UNet with the same
-exporter and times it on onnxruntime, so "ours vs diffusers" is a ratio measured in one run.
+With --diffusers-baseline (preset sd15, onnx fp32), the same run also exports diffusers' own
+SD-1.5 UNet (random weights, diffusers from the dev extra) with the same exporter settings
+(TorchScript exporter, opset 17, onnxsim) and times it on onnxruntime with the same inputs, so
+"ours vs diffusers" is a ratio measured in one run (`unet_vs_diffusers`, < 1: ours is faster).
 """
 
 from __future__ import annotations
@@ -41,6 +43,75 @@ def time_unet(bundle: Path, backend_name: str, repeats: int) -> list[float]:
         backend.predict(latents, 500.0, text, guidance)
         timings.append(time.perf_counter() - start)
     return timings
+
+
+def time_session(path: Path, feeds: dict[str, np.ndarray], repeats: int) -> list[float]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session.run(None, feeds)  # warm-up
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
+def run_diffusers_case(args: argparse.Namespace) -> dict:
+    """Export diffusers' SD-1.5 UNet2DConditionModel as our exporter exports ours (fp32) and
+    time one call on onnxruntime; runs inside a child process."""
+    import tempfile
+
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from sfmobile.export.onnx import OPSET, simplify
+
+    torch.manual_seed(0)
+    # diffusers' defaults are SD-1.x's UNet but for these two (runwayml's unet/config.json)
+    unet = UNet2DConditionModel(cross_attention_dim=768, attention_head_dim=8).eval()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.unet = inner
+
+        def forward(self, sample, timestep, text_embeddings):
+            return self.unet(sample, timestep, text_embeddings, return_dict=False)[0]
+
+    latent = args.size // 8
+    batch = 2 if args.cfg_batch == 2 else 1
+    sample = torch.randn(batch, 4, latent, latent)
+    timestep = torch.full((batch,), 500.0)  # [B], as our UNet's contract has it
+    text = torch.randn(batch, 77, 768)
+    names = ("sample", "timestep", "text_embeddings")
+    folder = Path(tempfile.mkdtemp(dir=args.out, prefix="diffusers-"))
+    raw, final = folder / "raw.onnx", folder / "unet.onnx"
+    start = time.perf_counter()
+    with torch.no_grad():
+        torch.onnx.export(
+            Wrapped(unet),
+            (sample, timestep, text),
+            str(raw),
+            input_names=list(names),
+            output_names=["noise_pred"],
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    simplify(raw, final)
+    export_s = time.perf_counter() - start
+    del unet
+    feeds = dict(zip(names, (sample.numpy(), timestep.numpy(), text.numpy()), strict=True))
+    timings = time_session(final, feeds, args.repeats)
+    return {
+        "diffusers_export_s": round(export_s, 1),
+        "diffusers_unet_call_s_median": round(statistics.median(timings), 3),
+        "diffusers_unet_call_s_all": [round(t, 3) for t in timings],
+    }
 
 
 def run_case(args: argparse.Namespace) -> dict:
@@ -83,6 +154,17 @@ def run_case(args: argparse.Namespace) -> dict:
     }
 
 
+def run_child(args: argparse.Namespace, kind: str) -> dict:
+    """One case in a fresh process (its peak memory is its own); its stderr is shown on failure."""
+    argv = [a for a in sys.argv[1:] if a != "--diffusers-baseline"]
+    command = [sys.executable, __file__, "--child", kind, *argv]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{kind} case failed with exit code {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="snapfusion")
@@ -95,14 +177,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="/tmp/sfmobile-bench")
     parser.add_argument("--results", default=None, help="append a JSON line here")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--diffusers-baseline", action="store_true")
+    parser.add_argument("--child", choices=["ours", "diffusers"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.diffusers_baseline and (args.preset, args.format, args.precision) != (
+        "sd15",
+        "onnx",
+        "fp32",
+    ):
+        parser.error("--diffusers-baseline compares the sd15 preset's onnx fp32 export only")
     if args.child:
-        print(json.dumps(run_case(args)))
+        case = run_case if args.child == "ours" else run_diffusers_case
+        print(json.dumps(case(args)))
         return
-    command = [sys.executable, __file__, "--child", *sys.argv[1:]]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    result = output.strip().splitlines()[-1]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    record = run_child(args, "ours")
+    if args.diffusers_baseline:
+        record.update(run_child(args, "diffusers"))
+        ratio = record["unet_call_s_median"] / record["diffusers_unet_call_s_median"]
+        record["unet_vs_diffusers"] = round(ratio, 3)
+    result = json.dumps(record)
     print(result)
     if args.results:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
