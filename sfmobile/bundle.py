@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema
 
 from sfmobile.errors import BundleError
+from sfmobile.staged_folder import replace_folder
 
 FORMAT = "sfmobile-bundle"
 FORMAT_VERSION = 1
@@ -175,18 +176,8 @@ class BundleWriter:
         if missing:
             raise BundleError(f"{self.destination}: manifest names missing files {sorted(missing)}")
         (self.dir / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
-        retired = None
-        if self.destination.exists():
-            # Moved aside in one rename, deleted once the new bundle is in place: an interrupt
-            # never leaves a half-deleted bundle at the destination.
-            retired = Path(
-                tempfile.mkdtemp(prefix=f".{self.destination.name}.old-", dir=self.dir.parent)
-            )
-            self.destination.rename(retired / self.destination.name)
-        self.dir.rename(self.destination)
+        replace_folder(self.dir, self.destination)
         self.staging = None
-        if retired is not None:
-            shutil.rmtree(retired)
         return self.destination
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +33,7 @@ from torch import nn
 from sfmobile.config import VAEConfig
 from sfmobile.errors import CheckpointError, InputError
 from sfmobile.models.vae import AutoencoderKL
+from sfmobile.staged_folder import staged_folder
 from sfmobile.train.data import SceneGenerator
 from sfmobile.weights.safe_io import read_json, read_tensors
 from sfmobile.weights.strict import load_strict
@@ -140,20 +139,11 @@ def latent_scaling_factor(
 def save_vae(vae: AutoencoderKL, folder: Path) -> None:
     """folder/config.json ({"format", "format_version", "vae": VAEConfig}) and
     folder/vae.safetensors (AutoencoderKL state, our names), replaced atomically."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with staged_folder(Path(folder)) as staging:
         tensors = {k: v.contiguous() for k, v in vae.state_dict().items()}
         save_file(tensors, str(staging / WEIGHTS_FILE))
         meta = {"format": VAE_FORMAT, "format_version": 1, "vae": vae.config.to_dict()}
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def load_vae(path: Path) -> AutoencoderKL:

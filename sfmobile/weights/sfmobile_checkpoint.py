@@ -6,8 +6,6 @@ does not use the shipped vocabulary. Written to a temporary folder and renamed i
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ from sfmobile.config import ModelConfig
 from sfmobile.errors import CheckpointError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import SchedulerConfig
+from sfmobile.staged_folder import staged_folder
 from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.components import COMPONENTS
 from sfmobile.weights.safe_io import read_json, read_tensors
@@ -35,8 +34,6 @@ def is_sfmobile_checkpoint(path: Path) -> bool:
 
 def save_checkpoint(model: StableDiffusion, folder: Path, dtype: torch.dtype | None = None) -> None:
     """Write `model` to `folder` (replacing it), optionally casting floating tensors to `dtype`."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for name, module in model.modules().items():
         for key, tensor in module.state_dict().items():
@@ -50,18 +47,11 @@ def save_checkpoint(model: StableDiffusion, folder: Path, dtype: torch.dtype | N
         "model": model.config.to_dict(),
         "scheduler": model.scheduler.to_dict(),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with staged_folder(folder) as staging:
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if model.tokenizer_dir is not None:
             ClipTokenizer.from_folder(model.tokenizer_dir).save(staging / "tokenizer")
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def load_checkpoint(folder: Path) -> StableDiffusion:

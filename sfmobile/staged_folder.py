@@ -1,0 +1,42 @@
+"""Write a folder so that its destination is only ever the old folder or the complete new one.
+
+Everything is written into a staging folder beside the destination (`.NAME.partial-XXXX`, same
+file system, so the final step is a rename). On success the old destination is first moved
+aside in one rename (`.NAME.old-XXXX`), the staging folder renamed into place, then the old one
+deleted; an interrupt at any point leaves the destination either as it was or complete. On an
+error the staging folder is removed. Bundles, checkpoints and VAE folders all go through here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def staged_folder(destination: Path) -> Iterator[Path]:
+    """Yield the staging folder; when the block ends without an error, it replaces
+    `destination`."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    try:
+        yield staging
+        replace_folder(staging, destination)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def replace_folder(source: Path, destination: Path) -> None:
+    """Rename `source` to `destination`, moving an existing destination aside first."""
+    retired = None
+    if destination.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
+        destination.rename(retired / destination.name)
+    source.rename(destination)
+    if retired is not None:
+        shutil.rmtree(retired)
