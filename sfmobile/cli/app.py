@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from sfmobile.errors import SfmobileError
+from sfmobile.log_noise import quiet_third_party_logs
 
 app = typer.Typer(
     name="sfmobile",
@@ -72,6 +73,7 @@ def _register_commands() -> None:
 
 
 def main() -> None:
+    quiet_third_party_logs()
     _register_commands()
     app(prog_name="sfmobile")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from torch import nn
 from sfmobile.bundle import ComponentSpec, Quantization, TensorSpec
 from sfmobile.errors import BundleError, InputError
 from sfmobile.export.targets import ExportTarget
+from sfmobile.log_noise import quiet_third_party_logs
 
 FLATBUFFER_LIMIT = 2**31  # bytes: flatbuffers use 32-bit offsets
 BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}
@@ -109,13 +111,18 @@ def check_fits(target: ExportTarget, precision: str) -> None:
 
 @contextlib.contextmanager
 def quiet_litert() -> Iterator[None]:
-    """litert-torch prints a progress tree to stdout by default; our caller reports phases."""
+    """litert-torch prints a progress tree to stdout by default and its stack logs and warns on
+    every conversion; our caller reports the phases itself."""
+    quiet_third_party_logs()  # effective here only if nothing loaded the libraries yet
     import litert_torch
 
     shown = litert_torch.config.show_progress
     litert_torch.config.show_progress = False
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch pytree's LeafSpec notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
     finally:
         litert_torch.config.show_progress = shown
 
