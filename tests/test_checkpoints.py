@@ -135,3 +135,17 @@ def test_snapfusion_init_copies_shared_blocks_and_reports_new_ones():
     assert not any(name.startswith("down_stages.1.") for name in report.fresh)
     assert any(name.startswith("up_stages.1.units.1.resnet.") for name in report.copied)
     assert len(report.copied) + len(report.fresh) == len(ours)
+
+
+def test_first_difference_names_the_first_unequal_tensor_or_a_renaming():
+    from sfmobile.weights.strict import first_difference
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+    b.load_state_dict(a.state_dict())
+    assert first_difference(a, b) is None
+    with torch.no_grad():
+        b[1].bias[0] += 1e-7
+    assert first_difference(a, b) == "1.bias"
+    assert first_difference(a, torch.nn.Sequential(torch.nn.Linear(3, 3))) == "names differ"

@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from sfmobile.train.data import heldout_prompts
 from sfmobile.train.evaluate import (
     ALL,
@@ -24,6 +22,7 @@ from sfmobile.train.evaluate import (
     round_trip_adherence,
 )
 from sfmobile.train.frechet import VaeFeatures
+from sfmobile.weights.strict import first_difference
 
 ATTRIBUTE_ORDER = (ALL, "objects", "colour", "shape", "size", "position", "relation", "background")
 
@@ -85,7 +84,7 @@ def run_table(
             extractor = VaeFeatures(model.vae, f"{spec.path} (VAE of {spec.label})")
         if reference is None:
             reference = RealReference.build(prompts, config.image_size, extractor)
-        if not any(_same_weights(model.vae, seen) for seen in vaes_seen):
+        if all(first_difference(model.vae, seen) for seen in vaes_seen):
             vaes_seen.append(model.vae)
             round_trips.append((spec.label, round_trip_adherence(model, reference)))
         steps = spec.steps or model.scheduler.default_steps
@@ -115,13 +114,6 @@ def run_table(
         reference.adherence,
         tuple(results),
         tuple(round_trips),
-    )
-
-
-def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    ours, theirs = a.state_dict(), b.state_dict()
-    return ours.keys() == theirs.keys() and all(
-        ours[k].shape == theirs[k].shape and torch.equal(ours[k], theirs[k]) for k in ours
     )
 
 

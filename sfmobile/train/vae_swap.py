@@ -11,26 +11,24 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from sfmobile.errors import CheckpointError, ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.train.decoder_stage import with_decoder
+from sfmobile.weights.strict import first_difference
 
 
 def check_same_encoder(model: StableDiffusion, vae: AutoencoderKL) -> None:
     """Raise ConfigError unless `vae` encodes images exactly as `model`'s VAE does."""
-    ours, theirs = model.vae.encoder.state_dict(), vae.encoder.state_dict()
-    if ours.keys() != theirs.keys():
+    difference = first_difference(model.vae.encoder, vae.encoder)
+    if difference == "names differ":
         raise ConfigError("the VAE's encoder has another architecture than the model's")
-    for key, tensor in ours.items():
-        if tensor.shape != theirs[key].shape or not torch.equal(tensor, theirs[key]):
-            raise ConfigError(
-                f"encoder weight {key} differs: the model's UNet was trained on its own "
-                "encoder's latents; fine-tune the decoder alone (`sfmobile train vae --init RUN "
-                "--freeze-encoder`)"
-            )
+    if difference is not None:
+        raise ConfigError(
+            f"encoder weight {difference} differs: the model's UNet was trained on its own "
+            "encoder's latents; fine-tune the decoder alone (`sfmobile train vae --init RUN "
+            "--freeze-encoder`)"
+        )
 
 
 def swap_vae(model: StableDiffusion, vae: AutoencoderKL, vae_source: str) -> StableDiffusion:

@@ -84,3 +84,15 @@ def mismatch_report(
             )
             parts.append(f"{len(keys)} {kind}: {shown}{more}")
     return f"{source}: checkpoint does not match the architecture; " + "; ".join(parts)
+
+
+def first_difference(ours: nn.Module, theirs: nn.Module) -> str | None:
+    """None when both modules hold the same tensors under the same names, bit for bit; else
+    what differs first ("names differ" or the name of the first unequal tensor)."""
+    a, b = ours.state_dict(), theirs.state_dict()
+    if a.keys() != b.keys():
+        return "names differ"
+    for key, tensor in a.items():
+        if tensor.shape != b[key].shape or not torch.equal(tensor, b[key]):
+            return key
+    return None
