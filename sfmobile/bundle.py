@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -23,7 +22,7 @@ from typing import Any
 import jsonschema
 
 from sfmobile.errors import BundleError
-from sfmobile.staged_folder import replace_folder
+from sfmobile.staged_folder import new_staging, replace_folder
 
 FORMAT = "sfmobile-bundle"
 FORMAT_VERSION = 1
@@ -146,12 +145,7 @@ class BundleWriter:
         self.staging: Path | None = None
 
     def __enter__(self) -> BundleWriter:
-        self.destination.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(
-            tempfile.mkdtemp(
-                prefix=f".{self.destination.name}.partial-", dir=self.destination.parent
-            )
-        )
+        self.staging = new_staging(self.destination)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

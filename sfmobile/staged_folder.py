@@ -21,14 +21,19 @@ def staged_folder(destination: Path) -> Iterator[Path]:
     """Yield the staging folder; when the block ends without an error, it replaces
     `destination`."""
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    staging = new_staging(destination)
     try:
         yield staging
         replace_folder(staging, destination)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def new_staging(destination: Path) -> Path:
+    """An empty `.NAME.partial-XXXX` folder beside `destination` (parents created)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
 
 
 def replace_folder(source: Path, destination: Path) -> None:
