@@ -99,7 +99,9 @@ def test_decoder_fine_tuning_keeps_the_scaling_factor_the_unet_was_trained_with(
 
 
 def test_freeze_encoder_without_init_is_refused():
-    with pytest.raises(InputError, match="freeze_encoder needs a trained VAE"):
+    with pytest.raises(
+        InputError, match=r"freeze_encoder \(--freeze-encoder\) needs init \(--init\)"
+    ):
         VaeStage(TINY_VAE, freeze_encoder=True)
 
 

@@ -89,8 +89,6 @@ def train_vae(
     from sfmobile.train.loop import TrainConfig
     from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage, load_vae
 
-    if freeze_encoder and init is None:
-        raise InputError("--freeze-encoder needs --init (the VAE whose decoder is fine-tuned)")
     config = TrainConfig(
         out=out,
         steps=steps,
@@ -173,7 +171,6 @@ def train_teacher(
         architecture.text_encoder,
         seed=seed,
         caption_dropout=caption_dropout,
-        scheduler=initial.scheduler if initial is not None else None,
         init=initial,
     )
     run_stage(stage, config, stage_console(), out / TEACHER_FOLDER)

@@ -64,9 +64,11 @@ class TeacherStage:
         init: StableDiffusion | None = None,
     ) -> None:
         """init: a trained teacher to continue (its UNet and text encoder, whose configs then
-        replace `unet` and `text_encoder`) under a fresh learning-rate schedule."""
+        replace `unet` and `text_encoder`; its scheduler unless `scheduler` is given) under a
+        fresh learning-rate schedule."""
         if init is not None:
             unet, text_encoder = init.config.unet, init.config.text_encoder
+            scheduler = scheduler or init.scheduler
         if unet.cross_attention_dim != text_encoder.width:
             raise ConfigError(
                 f"UNet cross_attention_dim {unet.cross_attention_dim} must equal the text "

@@ -82,7 +82,10 @@ class VaeStage:
         freeze_encoder: bool = False,
     ) -> None:
         if freeze_encoder and init is None:
-            raise InputError("freeze_encoder needs a trained VAE to start from (init)")
+            raise InputError(
+                "freeze_encoder (--freeze-encoder) needs init (--init): the trained VAE whose "
+                "decoder is fine-tuned"
+            )
         torch.manual_seed(seed)
         self.vae = AutoencoderKL(config if init is None else init.config)
         if init is not None:
