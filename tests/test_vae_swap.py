@@ -154,3 +154,12 @@ def test_swap_vae_command_names_a_missing_path(tmp_path):
     result = CliRunner().invoke(app, ["swap-vae", *map(str, args)])
     assert result.exit_code == 2
     assert "--model" in result.output and "nope" in result.output
+
+
+def test_freeze_encoder_without_init_exits_2_naming_both_flags(tmp_path):
+    _register_commands()
+    args = ["train", "vae", "--freeze-encoder", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "--freeze-encoder" in result.output and "--init" in result.output
+    assert not (tmp_path / "run" / "vae").exists()
