@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from sfmobile.backends.tflite_backend import usable_cpus
+from sfmobile.export.large_weights import chunked_large_weights
 from sfmobile.export.targets import ExportTarget
 from sfmobile.export.tflite import SIGNATURE
 
@@ -121,7 +122,7 @@ def quantize(
             data = calibration_data(target, samples or [])
             calibration = engine.calibrate(data, num_threads=usable_cpus())
     phase("quantize")
-    with quiet_quantizer():
+    with quiet_quantizer(), chunked_large_weights():
         result = engine.quantize(
             calibration, enable_progress_bar=False, enable_progress_report=False
         )
