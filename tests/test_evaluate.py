@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import tiny_models
 import torch
 from typer.testing import CliRunner
 
 import sfmobile.cli.evaluate_cmd  # noqa: F401  (registers `evaluate` alone, not every command)
 from sfmobile.cli import app
 from sfmobile.cli.app import COMMAND_MODULES
-from sfmobile.config import ModelConfig, StageConfig, TextEncoderConfig, UNetConfig, VAEConfig
+from sfmobile.config import ModelConfig
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.text_encoder import TextEncoder
 from sfmobile.models.unet import UNet
@@ -25,37 +26,12 @@ from sfmobile.train.scene_analyser import adheres, analyse
 from sfmobile.train.teacher_stage import teacher_scheduler
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 
-TINY_VAE = VAEConfig(
-    encoder_channels=(8, 8, 16, 16),
-    decoder_channels=(8, 8, 16, 16),
-    layers_per_block=1,
-    norm_groups=8,
-    scaling_factor=0.5,
-)
-TINY_UNET = UNetConfig(
-    down=(
-        StageConfig(16, (0,), heads=2, resample=True),
-        StageConfig(16, (1,), heads=2),
-    ),
-    mid=StageConfig(16, (1,), heads=2),
-    up=(
-        StageConfig(16, (1, 1), heads=2, resample=True),
-        StageConfig(16, (0, 0), heads=2),
-    ),
-    cross_attention_dim=32,
-    time_embed_dim=32,
-    time_proj_dim=16,
-    norm_groups=8,
-)
-TINY_TEXT = TextEncoderConfig(width=32, layers=1, heads=2, mlp_dim=64)
+TINY_VAE = tiny_models.vae(scaling_factor=0.5)
+TINY_UNET = tiny_models.unet()
+TINY_TEXT = tiny_models.TEXT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tiny_models
 import torch
 
-from sfmobile.config import StageConfig, TextEncoderConfig, UNetConfig, VAEConfig
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.train.loop import TrainConfig, Trainer
 from sfmobile.train.teacher_stage import TeacherStage
@@ -23,30 +23,9 @@ from sfmobile.train.vae_stage import load_vae, save_vae
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
 STEPS, BATCH = 3, 2
-TINY_VAE = VAEConfig(
-    encoder_channels=(8, 8, 16, 16),
-    decoder_channels=(8, 8, 16, 16),
-    layers_per_block=1,
-    norm_groups=8,
-)
-TINY_TEXT = TextEncoderConfig(width=32, layers=1, heads=2, mlp_dim=64)
-TINY_UNET = UNetConfig(
-    down=(
-        StageConfig(16, (0,), heads=2, resample=True),
-        StageConfig(32, (1,), heads=2, resample=True),
-        StageConfig(32, (0,), heads=2),
-    ),
-    mid=StageConfig(32, (1,), heads=2),
-    up=(
-        StageConfig(32, (0, 0), heads=2, resample=True),
-        StageConfig(32, (1, 1), heads=2, resample=True),
-        StageConfig(16, (0, 0), heads=2),
-    ),
-    cross_attention_dim=32,
-    time_embed_dim=32,
-    time_proj_dim=16,
-    norm_groups=8,
-)
+TINY_VAE = tiny_models.vae()
+TINY_TEXT = tiny_models.TEXT
+TINY_UNET = tiny_models.unet(16, 32)
 
 
 def train_on_this_rank(vae_dir: Path, out: Path) -> None:

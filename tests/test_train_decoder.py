@@ -7,6 +7,7 @@ sampling.sample_latents called directly (the pool's latents), our VAE and checkp
 import json
 
 import pytest
+import tiny_models
 import torch
 from diffusers import AutoencoderKL as DiffusersAutoencoderKL
 from safetensors import safe_open
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
-from sfmobile.config import ModelConfig, StageConfig, TextEncoderConfig, UNetConfig, VAEConfig
+from sfmobile.config import ModelConfig
 from sfmobile.errors import ConfigError, InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.text_encoder import TextEncoder
@@ -31,29 +32,9 @@ from sfmobile.train.vae_stage import load_vae
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint, save_checkpoint
 
 # norm_groups 4 keeps the half-channel decoder (4, 4, 8, 8) valid.
-TINY_VAE = VAEConfig(
-    encoder_channels=(8, 8, 16, 16),
-    decoder_channels=(8, 8, 16, 16),
-    layers_per_block=1,
-    norm_groups=4,
-    scaling_factor=0.5,
-)
-TINY_UNET = UNetConfig(
-    down=(
-        StageConfig(16, (0,), heads=2, resample=True),
-        StageConfig(32, (1,), heads=2),
-    ),
-    mid=StageConfig(32, (1,), heads=2),
-    up=(
-        StageConfig(32, (1, 1), heads=2, resample=True),
-        StageConfig(16, (0, 0), heads=2),
-    ),
-    cross_attention_dim=32,
-    time_embed_dim=32,
-    time_proj_dim=16,
-    norm_groups=8,
-)
-TINY_TEXT = TextEncoderConfig(width=32, layers=1, heads=2, mlp_dim=64)
+TINY_VAE = tiny_models.vae(norm_groups=4, scaling_factor=0.5)
+TINY_UNET = tiny_models.unet(16, 32)
+TINY_TEXT = tiny_models.TEXT
 SCHEDULER = SchedulerConfig(
     prediction_type="v_prediction",
     timestep_spacing="trailing",
@@ -63,13 +44,7 @@ SCHEDULER = SchedulerConfig(
 POOL, STEPS, BATCH, HELDOUT = 8, 12, 4, 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest (and time steadily on a busy machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

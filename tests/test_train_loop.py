@@ -9,6 +9,7 @@ import signal
 
 import numpy as np
 import pytest
+import tiny_models
 import torch
 from diffusers import DDPMScheduler
 from PIL import Image
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
-from sfmobile.config import StageConfig, TextEncoderConfig, UNetConfig, VAEConfig
+from sfmobile.config import StageConfig, UNetConfig
 from sfmobile.errors import InputError
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.train.data import SceneGenerator
@@ -27,13 +28,9 @@ from sfmobile.train.vae_stage import SCALE_IMAGES, VaeStage, load_vae, save_vae
 from sfmobile.weights.safe_io import read_tensors
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
-TINY_VAE = VAEConfig(
-    encoder_channels=(8, 8, 16, 16),
-    decoder_channels=(8, 8, 16, 16),
-    layers_per_block=1,
-    norm_groups=8,
-)
-TINY_TEXT = TextEncoderConfig(width=32, layers=1, heads=2, mlp_dim=64)
+TINY_VAE = tiny_models.vae()
+TINY_TEXT = tiny_models.TEXT
+# The demo preset's layout at tiny width: four stages, 8x8 scene latents down to 1x1.
 TINY_UNET = UNetConfig(
     down=(
         StageConfig(16, (0, 0), heads=2, resample=True),
@@ -55,13 +52,7 @@ TINY_UNET = UNetConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest (and timings stay steady on a busy machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +108,7 @@ def test_teacher_checkpoint_is_v_prediction_and_generate_draws_from_it(tiny_vae_
 def test_teacher_init_continues_from_the_checkpoint_weights(tiny_vae_dir, tmp_path):
     Trainer(teacher(tiny_vae_dir), run_config(tmp_path / "first", steps=2)).run()
     trained = load_checkpoint(tmp_path / "first" / "teacher")
-    other_arch = UNetConfig(
-        down=(StageConfig(16, (0,), heads=2, resample=True), StageConfig(16, (1,), heads=2)),
-        mid=StageConfig(16, (1,), heads=2),
-        up=(StageConfig(16, (1, 1), heads=2, resample=True), StageConfig(16, (0, 0), heads=2)),
-        cross_attention_dim=32,
-        time_embed_dim=32,
-        time_proj_dim=16,
-        norm_groups=8,
-    )  # ignored: init's own architecture wins
+    other_arch = tiny_models.unet()  # ignored: init's own architecture wins
     stage = TeacherStage(load_vae(tiny_vae_dir), other_arch, TINY_TEXT, seed=5, init=trained)
     for name in ("unet", "text_encoder"):
         ours, theirs = getattr(stage, name).state_dict(), getattr(trained, name).state_dict()
