@@ -10,6 +10,9 @@ x86 dev machine, fastest of 21 interleaved calls (the machine was shared; median
   so convolutions and matmuls run XNNPACK's int8 kernels: 138 ms. Chosen over weight-only int8
   (`weight_only_wi8_afp32`: int8 weights dequantized before a float op), 198-223 ms, slower
   than fp32; its error is about half (0.02 against 0.04 max abs on the earlier, 10.8M demo).
+  At full size the gap is wider: SnapFusion's UNet at 512x512, batch 1, 0.95 s per call
+  against 3.10 s for fp16 (benchmarks/README.md). Weights over 32 MiB go through
+  large_weights.py (the library's own large-tensor path fails on convolutions).
 - int8-static: static int8 (per-channel int8 weights, per-tensor int8 activations whose ranges
   come from the calibration samples) on CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: 137 ms;
   the token embedding table is int8 weight-only (ai-edge-quantizer has no static lookup).
