@@ -21,10 +21,11 @@ from sfmobile.config import StageConfig, UNetConfig
 from sfmobile.errors import InputError
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.train.data import SceneGenerator
-from sfmobile.train.loop import TrainConfig, Trainer
+from sfmobile.train.loop import TrainConfig, Trainer, continuation_seed
 from sfmobile.train.teacher_stage import TeacherStage
-from sfmobile.train.train_state import METRICS_FILE, STATE_FILE, MetricsLog
+from sfmobile.train.train_state import METRICS_FILE, STATE_FILE, MetricsLog, load_state
 from sfmobile.train.vae_stage import SCALE_IMAGES, VaeStage, load_vae, save_vae
+from sfmobile.weights.fingerprint import weights_fingerprint
 from sfmobile.weights.safe_io import read_tensors
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
@@ -114,6 +115,33 @@ def test_teacher_init_continues_from_the_checkpoint_weights(tiny_vae_dir, tmp_pa
         ours, theirs = getattr(stage, name).state_dict(), getattr(trained, name).state_dict()
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+
+
+def test_continuation_seed_is_reproducible_and_new_for_other_weights_or_seeds():
+    first, other = "ab" * 32, "cd" * 32
+    assert continuation_seed(0, first) == continuation_seed(0, first)
+    assert len({0, continuation_seed(0, first), continuation_seed(0, other),
+                continuation_seed(1, first)}) == 4  # fmt: skip
+
+
+def test_teacher_init_run_draws_batches_with_a_seed_of_its_own(tiny_vae_dir, tmp_path):
+    """A continuation must not replay the batches (scenes, noise, timesteps) of seed 0."""
+    Trainer(teacher(tiny_vae_dir), run_config(tmp_path / "first", steps=2)).run()
+    trained = load_checkpoint(tmp_path / "first" / "teacher")
+    _register_commands()
+    outcome = CliRunner().invoke(
+        app,
+        ["train", "teacher", "--vae", str(tiny_vae_dir), "--out", str(tmp_path / "next"),
+         "--init", str(tmp_path / "first" / "teacher"), "--steps", "2", "--stop-after", "1",
+         "--batch-size", "2", "--threads", "1"],
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    expected = continuation_seed(
+        0, weights_fingerprint({"unet": trained.unet, "text_encoder": trained.text_encoder})
+    )
+    run = load_state(tmp_path / "next" / STATE_FILE).run
+    assert run["seed"] == run["data_seed"] == expected != 0
+    assert f"seed {expected}" in outcome.output
 
 
 def test_teacher_init_that_is_not_a_checkpoint_is_refused(tiny_vae_dir, tmp_path):

@@ -3,11 +3,8 @@ tokenizer files, and a manifest, written atomically (see bundle.BundleWriter).""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 import sfmobile
 from sfmobile.bundle import BundleWriter, Manifest
@@ -16,22 +13,12 @@ from sfmobile.export.calibration import CalibrationSet, collect_calibration
 from sfmobile.export.targets import export_targets
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.tokenizer import ClipTokenizer
+from sfmobile.weights.fingerprint import weights_fingerprint
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANTIZATIONS = ("dynamic", "static")
 Phase = Callable[[str, str], None]  # (component, phase name)
-
-
-def weights_fingerprint(model: StableDiffusion) -> str:
-    """sha256 over every tensor of the model (component, name, dtype, raw bytes), so a bundle
-    names the exact weights it came from whatever file format held them."""
-    digest = hashlib.sha256()
-    for component, module in model.modules().items():
-        for name, tensor in module.state_dict().items():
-            digest.update(f"{component}.{name}:{tensor.dtype}".encode())
-            digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
-    return digest.hexdigest()
 
 
 def check_recipe(format: str, precision: str, quantization: str | None) -> str | None:
@@ -144,7 +131,7 @@ def export_bundle(
             created_by={
                 "sfmobile_version": sfmobile.__version__,
                 "source": model.source,
-                "source_sha256": weights_fingerprint(model),
+                "source_sha256": weights_fingerprint(model.modules()),
                 "recipe": {
                     "format": format,
                     "precision": precision,

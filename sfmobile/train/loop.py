@@ -110,6 +110,16 @@ class TrainResult:
     interrupted: bool = False  # ended early by Ctrl-C / SIGTERM (state saved)
 
 
+def continuation_seed(seed: int, fingerprint: str) -> int:
+    """The seed of a run that continues trained weights (`--init`): `seed` mixed with their
+    weights_fingerprint. Scenes and noise are drawn by (seed, step) from step 0 in every run,
+    so continuing with the seed that trained the weights would replay that run's scenes,
+    noise, timesteps and caption dropout instead of showing new ones (and its training loss
+    would read low on batches the weights have already fitted)."""
+    mixed = np.random.SeedSequence([seed, int(fingerprint[:16], 16)]).generate_state(1)
+    return int(mixed[0])
+
+
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     """The generator of one rank's step: independent streams for every (seed, rank, step)."""
     state = np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0]
