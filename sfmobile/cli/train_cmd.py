@@ -81,7 +81,9 @@ def train_vae(
     warmup_steps: int = typer.Option(100, help="Linear learning-rate warm-up."),
     kl_weight: float = typer.Option(1e-6, help="KL weight, latent-diffusion's convention."),
     init: Path = typer.Option(
-        None, help="Start from this trained VAE (a `train vae` run folder or its vae/)."
+        None,
+        help="Start from this trained VAE (a `train vae` run folder or its vae/), on batches "
+        "drawn with a seed mixed from --seed and its weights (not the ones that trained it).",
     ),
     freeze_encoder: bool = typer.Option(
         False,
