@@ -124,6 +124,21 @@ def test_continuation_seed_is_reproducible_and_new_for_other_weights_or_seeds():
                 continuation_seed(1, first)}) == 4  # fmt: skip
 
 
+def test_trainer_gives_a_continuing_stage_a_seed_of_its_own(tiny_vae_dir, tmp_path):
+    """The Python API gets what `--init` gets: the Trainer mixes the stage's `continues`."""
+    Trainer(teacher(tiny_vae_dir), run_config(tmp_path / "first", steps=2)).run()
+    trained = load_checkpoint(tmp_path / "first" / "teacher")
+    fresh = Trainer(teacher(tiny_vae_dir), run_config(tmp_path / "fresh", steps=1))
+    assert (fresh.config.seed, fresh.config.data_seed) == (0, 0)  # fresh runs unchanged
+    stage = teacher(tiny_vae_dir, init=trained)
+    Trainer(stage, run_config(tmp_path / "next", steps=2, stop_after=1)).run()
+    expected = continuation_seed(
+        0, weights_fingerprint({"unet": trained.unet, "text_encoder": trained.text_encoder})
+    )
+    run = load_state(tmp_path / "next" / STATE_FILE).run
+    assert run["seed"] == run["data_seed"] == expected
+
+
 def test_teacher_init_run_draws_batches_with_a_seed_of_its_own(tiny_vae_dir, tmp_path):
     """A continuation must not replay the batches (scenes, noise, timesteps) of seed 0."""
     Trainer(teacher(tiny_vae_dir), run_config(tmp_path / "first", steps=2)).run()

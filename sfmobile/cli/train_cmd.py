@@ -58,19 +58,6 @@ def run_stage(stage, config, console: Console, written: Path) -> None:
         raise typer.Exit(code=130)
 
 
-def batch_seed(seed: int, trained: dict, console: Console) -> int:
-    """The seed of the batches of a run that continues `trained` weights (--init), said on
-    screen: --seed alone would replay the batches that trained them (see continuation_seed)."""
-    from sfmobile.train.loop import continuation_seed
-    from sfmobile.weights.fingerprint import weights_fingerprint
-
-    derived = continuation_seed(seed, weights_fingerprint(trained))
-    console.print(
-        f"--init: batches drawn with seed {derived} (--seed {seed} mixed with the weights)"
-    )
-    return derived
-
-
 @train_app.command("vae")
 @user_errors_exit_2
 def train_vae(
@@ -104,16 +91,12 @@ def train_vae(
     from sfmobile.train.loop import TrainConfig
     from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage, load_vae
 
-    initial = load_vae(init) if init is not None else None
-    console = stage_console()
-    run_seed = seed if initial is None else batch_seed(seed, {"vae": initial}, console)
     config = TrainConfig(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
-        seed=run_seed,
-        data_seed=run_seed,
+        seed=seed,
         image_size=image_size,
         checkpoint_every=checkpoint_every,
         log_every=log_every,
@@ -127,10 +110,10 @@ def train_vae(
         seed=seed,
         image_size=image_size,
         kl_weight=kl_weight,
-        init=initial,
+        init=load_vae(init) if init is not None else None,
         freeze_encoder=freeze_encoder,
     )
-    run_stage(stage, config, console, out / VAE_FOLDER)
+    run_stage(stage, config, stage_console(), out / VAE_FOLDER)
 
 
 @train_app.command("teacher")
@@ -170,18 +153,12 @@ def train_teacher(
     if init is not None and not is_sfmobile_checkpoint(init):
         raise InputError(f"--init {init}: not an sfmobile checkpoint (no sfmobile.json)")
     initial = load_checkpoint(init) if init is not None else None
-    console = stage_console()
-    run_seed = seed
-    if initial is not None:
-        trained = {"unet": initial.unet, "text_encoder": initial.text_encoder}
-        run_seed = batch_seed(seed, trained, console)
     config = TrainConfig(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
-        seed=run_seed,
-        data_seed=run_seed,
+        seed=seed,
         image_size=image_size,
         checkpoint_every=checkpoint_every,
         log_every=log_every,
@@ -199,4 +176,4 @@ def train_teacher(
         caption_dropout=caption_dropout,
         init=initial,
     )
-    run_stage(stage, config, console, out / TEACHER_FOLDER)
+    run_stage(stage, config, stage_console(), out / TEACHER_FOLDER)

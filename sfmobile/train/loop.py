@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +111,12 @@ class TrainResult:
 
 
 def continuation_seed(seed: int, fingerprint: str) -> int:
-    """The seed of a run that continues trained weights (`--init`): `seed` mixed with their
-    weights_fingerprint. Scenes and noise are drawn by (seed, step) from step 0 in every run,
-    so continuing with the seed that trained the weights would replay that run's scenes,
-    noise, timesteps and caption dropout instead of showing new ones (and its training loss
-    would read low on batches the weights have already fitted)."""
+    """The seed of a run that continues trained weights (a stage whose `continues` is their
+    weights_fingerprint; `--init` on the command line): `seed` mixed with that fingerprint.
+    Scenes and noise are drawn by (seed, step) from step 0 in every run, so continuing with
+    the seed that trained the weights would replay that run's scenes, noise, timesteps and
+    caption dropout instead of showing new ones (and its training loss would read low on
+    batches the weights have already fitted)."""
     mixed = np.random.SeedSequence([seed, int(fingerprint[:16], 16)]).generate_state(1)
     return int(mixed[0])
 
@@ -130,9 +131,22 @@ class Trainer:
     """Runs one Stage under one TrainConfig (see the module docstring)."""
 
     def __init__(self, stage: Stage, config: TrainConfig, console: Console | None = None) -> None:
-        self.stage, self.config = stage, config
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.ranks = distributed.start()
+        continues = getattr(stage, "continues", None)
+        if continues is not None:
+            given = config.seed
+            config = replace(
+                config,
+                seed=continuation_seed(config.seed, continues),
+                data_seed=continuation_seed(config.data_seed, continues),
+            )
+            if self.ranks.is_main:
+                self.console.print(
+                    f"continuing trained weights: batches drawn with seed {config.seed} "
+                    f"(seed {given} mixed with their fingerprint)"
+                )
+        self.stage, self.config = stage, config
         self.out = Path(config.out)
         self.state_path = self.out / STATE_FILE
         self.metrics = MetricsLog(self.out / METRICS_FILE)

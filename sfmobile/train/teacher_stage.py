@@ -30,6 +30,7 @@ from sfmobile.models.unet import UNet
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.scheduler import DdimScheduler, SchedulerConfig
 from sfmobile.tokenizer import ClipTokenizer
+from sfmobile.weights.fingerprint import weights_fingerprint
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 
 CAPTION_DROPOUT = 0.1
@@ -84,9 +85,13 @@ class TeacherStage:
         torch.manual_seed(seed)
         self.unet = UNet(unet)
         self.text_encoder = TextEncoder(text_encoder)
+        self.continues = None
         if init is not None:
             self.unet.load_state_dict(init.unet.state_dict())
             self.text_encoder.load_state_dict(init.text_encoder.state_dict())
+            self.continues = weights_fingerprint(
+                {"unet": self.unet, "text_encoder": self.text_encoder}
+            )
         self.vae = vae
         self.caption_dropout = caption_dropout
         self.scheduler_config = scheduler or teacher_scheduler()

@@ -35,6 +35,7 @@ from sfmobile.errors import CheckpointError, InputError
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.staged_folder import staged_folder
 from sfmobile.train.data import SceneGenerator
+from sfmobile.weights.fingerprint import weights_fingerprint
 from sfmobile.weights.safe_io import read_json, read_tensors
 from sfmobile.weights.strict import load_strict
 
@@ -88,8 +89,10 @@ class VaeStage:
             )
         torch.manual_seed(seed)
         self.vae = AutoencoderKL(config if init is None else init.config)
+        self.continues = None
         if init is not None:
             self.vae.load_state_dict(init.state_dict())
+            self.continues = weights_fingerprint({"vae": self.vae})
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             self.vae.encoder.requires_grad_(False)
