@@ -3,6 +3,7 @@ directly, UNet call counts against a hook on the UNet, and `sfmobile evaluate` o
 model (every requested cell in JSON and Markdown, one-line errors with exit code 2)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -174,10 +175,38 @@ def test_cli_writes_every_requested_cell_to_json_and_markdown(checkpoint, tmp_pa
         assert row.count("%") == 2 and " - " not in row
 
 
+def test_cli_spacing_replaces_the_models_timestep_spacing(checkpoint, tmp_path, monkeypatch):
+    """`@2:leading` on a trailing-spacing model: the UNet sees SD-1.5's DDIM timesteps (T // n
+    apart plus steps_offset 1: 501, 1) instead of the model's own (999, 499), in its own row."""
+    from sfmobile.scheduler import DdimScheduler
+
+    seen: list[float] = []
+    forward = UNet.forward
+
+    def recording(self, sample, timestep, *args, **kwargs):
+        seen.append(float(timestep.reshape(-1)[0]))
+        return forward(self, sample, timestep, *args, **kwargs)
+
+    monkeypatch.setattr(UNet, "forward", recording)
+    outcome = invoke(
+        "--model", f"a={checkpoint}@2:leading", "--model", f"a={checkpoint}@2",
+        "--guidance", "1", "--prompts", "2", "--batch-size", "2",
+        "--json", str(tmp_path / "t.json"),
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    trailing = teacher_scheduler()
+    leading = DdimScheduler(replace(trailing, timestep_spacing="leading")).timesteps(2).tolist()
+    assert leading == [501, 1]
+    assert seen == [*leading, *DdimScheduler(trailing).timesteps(2).tolist()]
+    labels = [r["label"] for r in json.loads((tmp_path / "t.json").read_text())["results"]]
+    assert labels == ["a (leading)", "a"]
+
+
 @pytest.mark.parametrize(
     ("args", "names"),
     [
         (["--model", "no-label-or-equals"], "--model"),
+        (["--model", "x=.@8:sideways"], "sideways"),
         (["--model", "x=/no/such/model"], "/no/such/model"),
         (["--model", "x=.", "--guidance", "1,abc"], "--guidance"),
         (["--model", "x=.", "--guidance", "1,-2"], "--guidance"),

@@ -21,23 +21,32 @@ if TYPE_CHECKING:
     from sfmobile.train.eval_table import ModelSpec
     from sfmobile.train.frechet import VaeFeatures
 
-MODEL_SPEC = re.compile(r"^(?P<label>[^=]+)=(?P<path>.+?)(?:@(?P<steps>\d+))?$")
+MODEL_SPEC = re.compile(
+    r"^(?P<label>[^=]+)=(?P<path>.+?)(?:@(?P<steps>\d+)(?::(?P<spacing>[a-z]+))?)?$"
+)
+MODEL_SPEC_HELP = "LABEL=PATH, LABEL=PATH@STEPS or LABEL=PATH@STEPS:SPACING"
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """`LABEL=PATH[@STEPS]` -> ModelSpec; the path must exist."""
+    """`LABEL=PATH[@STEPS[:SPACING]]` -> ModelSpec; the path must exist."""
+    from sfmobile.scheduler import TIMESTEP_SPACINGS
     from sfmobile.train.eval_table import ModelSpec
 
     match = MODEL_SPEC.match(text.strip())
     if not match or not match["label"].strip():
-        raise InputError(f"--model {text!r}: expected LABEL=PATH or LABEL=PATH@STEPS")
+        raise InputError(f"--model {text!r}: expected {MODEL_SPEC_HELP}")
+    spacing = match["spacing"]
+    if spacing is not None and spacing not in TIMESTEP_SPACINGS:
+        raise InputError(
+            f"--model {text!r}: SPACING {spacing!r} is not one of {', '.join(TIMESTEP_SPACINGS)}"
+        )
     path = Path(match["path"])
     if not path.exists():
         raise InputError(f"--model {text!r}: {path} does not exist")
     steps = int(match["steps"]) if match["steps"] else None
     if steps == 0:
         raise InputError(f"--model {text!r}: STEPS must be at least 1")
-    return ModelSpec(match["label"].strip(), path, steps)
+    return ModelSpec(match["label"].strip(), path, steps, spacing)
 
 
 def parse_guidance(text: str) -> tuple[float, ...]:
@@ -70,7 +79,10 @@ def load_extractor(path: Path) -> VaeFeatures:
 @user_errors_exit_2
 def evaluate(
     model: list[str] = typer.Option(
-        ..., help="LABEL=PATH or LABEL=PATH@STEPS, once per table row (default STEPS: the model's)."
+        ...,
+        help=f"{MODEL_SPEC_HELP}, once per table row (default STEPS: the model's; SPACING "
+        "leading, trailing or linspace replaces the model's timestep spacing, e.g. ':leading' "
+        "samples as SD-1.5's DDIM does).",
     ),
     guidance: str = typer.Option("1,4.5,7.5", help="Guidance scales, one column each."),
     prompts: int = typer.Option(200, help="Held-out prompts (one picture each)."),
@@ -92,7 +104,7 @@ def evaluate(
     from sfmobile.train.evaluate import EvalConfig
 
     specs = [parse_model_spec(text) for text in model]
-    rows = [(spec.label, spec.steps) for spec in specs]
+    rows = [(spec.row_label, spec.steps) for spec in specs]
     if len(set(rows)) != len(rows):
         raise InputError("--model: two rows have the same LABEL and STEPS")
     if prompts < 2:

@@ -8,7 +8,7 @@ default the first model's VAE), so the numbers of one table compare with each ot
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sfmobile.train.data import heldout_prompts
@@ -30,11 +30,19 @@ ATTRIBUTE_ORDER = (ALL, "objects", "colour", "shape", "size", "position", "relat
 @dataclass(frozen=True)
 class ModelSpec:
     """A table row: `label`, the model folder or file at `path` (weights.load_model), sampled
-    with `steps` (None: the checkpoint's scheduler default_steps)."""
+    with `steps` (None: the checkpoint's scheduler default_steps) and `spacing` (None: the
+    checkpoint's timestep spacing; otherwise it replaces it, so a trailing-spacing model can be
+    sampled the way SD-1.5's DDIM samples, as the paper's naive few-step baseline was)."""
 
     label: str
     path: Path
     steps: int | None = None
+    spacing: str | None = None
+
+    @property
+    def row_label(self) -> str:
+        """The label in the table: with the spacing when it replaces the model's."""
+        return self.label if self.spacing is None else f"{self.label} ({self.spacing})"
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,8 @@ def run_table(
     reference, results, round_trips, vaes_seen = None, [], [], []
     for spec in specs:
         model = load_model(spec.path).eval()
+        if spec.spacing is not None:
+            model.scheduler = replace(model.scheduler, timestep_spacing=spec.spacing)
         if extractor is None:
             extractor = VaeFeatures(model.vae, f"{spec.path} (VAE of {spec.label})")
         if reference is None:
@@ -89,7 +99,7 @@ def run_table(
             round_trips.append((spec.label, round_trip_adherence(model, reference)))
         steps = spec.steps or model.scheduler.default_steps
         for guidance in config.guidance:
-            cell = f"{spec.label} {steps} steps w={guidance:g}"
+            cell = f"{spec.row_label} {steps} steps w={guidance:g}"
             results.append(
                 evaluate(
                     model,
@@ -98,7 +108,7 @@ def run_table(
                     prompts,
                     config.seed,
                     extractor,
-                    label=spec.label,
+                    label=spec.row_label,
                     image_size=config.image_size,
                     batch_size=config.batch_size,
                     reference=reference,
