@@ -18,10 +18,10 @@ from sfmobile.weights import load_model
 PROMPTS = 100
 # Measured when shipped (100 prompts, heldout_prompts seed 0, noise seeds 0..99, 8 steps,
 # guidance 4.5, the model's defaults); see docs/training.md. Only the attributes the model
-# follows well above chance are held: its shapes (31%) are barely better than against
-# shifted captions (29%), and it finds the right objects, sizes, positions and relations
-# rarely (2%, 1%, 6%, 0%).
-MEASURED = {"background": 0.93, "colour": 0.36}
+# follows well above chance are held: its shapes (27%) are no better than against shifted
+# captions (29%), and it finds the right objects, sizes, positions and relations rarely
+# (5%, 4%, 9%, 0%).
+MEASURED = {"background": 0.97, "colour": 0.53}
 MARGIN = 0.08  # about two standard errors of a rate near 0.5 on 100 pictures
 
 
@@ -56,6 +56,6 @@ def test_shipped_demo_pictures_match_their_own_captions_better_than_others(pictu
     images, scenes = pictures
     shifted = scenes[1:] + scenes[:1]  # every picture against the next prompt's caption
     own, other = score_adherence(images, scenes), score_adherence(images, shifted)
-    # measured when shipped: background 93% vs 1%, colour 36% vs 10%
+    # measured when shipped: background 97% vs 1%, colour 53% vs 6%
     assert own.attributes["background"] >= other.attributes["background"] + 0.5
-    assert own.attributes["colour"] >= other.attributes["colour"] + 0.1
+    assert own.attributes["colour"] >= other.attributes["colour"] + 0.3
