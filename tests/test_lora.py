@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reference_pipelines import build_tiny_reference
+from PIL import Image
+from reference_pipelines import TINY_SIZE, build_tiny_reference
 from safetensors.torch import save_file
 from torch import nn
+from typer.testing import CliRunner
 
 from sfmobile.backends.torch_backend import TorchBackend
+from sfmobile.bundle import read_bundle, sha256_of
+from sfmobile.cli import app
+from sfmobile.cli.app import _register_commands
 from sfmobile.errors import CheckpointError, InputError
+from sfmobile.pipeline import Pipeline
 from sfmobile.weights import load_model
 from sfmobile.weights.fingerprint import weights_fingerprint
 from sfmobile.weights.lora import LoraFile, merge_lora
@@ -191,3 +197,51 @@ def test_lora_argument_parses_file_and_scale(text, path, scale):
 def test_lora_scale_must_be_finite():
     with pytest.raises(InputError, match="finite"):
         LoraFile.parse("style.safetensors:1e999")
+
+
+def test_export_lora_records_file_and_scale_and_fingerprints_the_merged_weights(
+    reference, tmp_path
+):
+    _, folder, pairs = reference
+    lora = write_lora(tmp_path / "style.safetensors", pairs, "kohya")
+    _register_commands()
+    args = ["export", "--model", str(folder / "model"), "--format", "onnx", "--precision", "fp32"]
+    args += ["--height", str(TINY_SIZE), "--width", str(TINY_SIZE)]
+    result = CliRunner().invoke(
+        app, [*args, "--lora", f"{lora}:0.5", "--out", str(tmp_path / "bundle")]
+    )
+    assert result.exit_code == 0, result.output
+    created_by = read_bundle(tmp_path / "bundle").manifest.created_by
+    assert created_by["recipe"]["lora"] == [
+        {"file": "style.safetensors", "sha256": sha256_of(lora), "scale": 0.5}
+    ]
+    merged = load_model(folder / "model")
+    merge_lora(merged, LoraFile(lora, 0.5))
+    assert created_by["source_sha256"] == weights_fingerprint(merged.modules())
+
+
+def test_generate_lora_on_torch_makes_the_merged_models_image(reference, tmp_path):
+    _, folder, pairs = reference
+    lora = write_lora(tmp_path / "style.safetensors", pairs, "peft")
+    _register_commands()
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--model", str(folder / "model"),
+            "--prompt", "a red circle",
+            "--height", str(TINY_SIZE),
+            "--width", str(TINY_SIZE),
+            "--lora", f"{lora}:0.8",
+            "--out", str(tmp_path / "ours.png"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    merged = load_model(folder / "model")
+    merge_lora(merged, LoraFile(lora, 0.8))
+    size = dict(height=TINY_SIZE, width=TINY_SIZE)
+    expected = Pipeline(TorchBackend(merged)).generate("a red circle", **size).image
+    plain = Pipeline(TorchBackend(load_model(folder / "model"))).generate("a red circle", **size)
+    ours = np.asarray(Image.open(tmp_path / "ours.png").convert("RGB"))
+    assert np.array_equal(ours, np.asarray(expected))
+    assert not np.array_equal(ours, np.asarray(plain.image))
