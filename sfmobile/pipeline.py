@@ -74,6 +74,9 @@ def to_image(decoded: np.ndarray) -> Image.Image:
     return Image.fromarray((pixels * 255).round().astype(np.uint8))
 
 
+DEFAULT_STRENGTH = 0.8  # diffusers' StableDiffusionImg2ImgPipeline default
+
+
 def img2img_start(steps: int, strength: float) -> int:
     """The index of the first of `steps` timesteps image-to-image runs (diffusers'
     get_timesteps: the last int(steps * strength) of them)."""
@@ -148,7 +151,7 @@ class Pipeline:
         init_latents: np.ndarray | None = None,
         on_step: Callable[[int, int], None] | None = None,
         init_image: Image.Image | np.ndarray | None = None,
-        strength: float = 1.0,
+        strength: float = DEFAULT_STRENGTH,
     ) -> Generation:
         """One image. on_step(done, total) is called after every denoising step.
 
@@ -207,6 +210,8 @@ class Pipeline:
                 f"init_image must be float32 of shape [1, 3, {height}, {width}], "
                 f"got {pixels.dtype} {list(pixels.shape)}"
             )
+        if not np.isfinite(pixels).all():
+            raise InputError("init_image holds NaN or infinite values")
         mean = self.backend.encode_image(pixels)
         x0 = (mean * np.float32(self.info.scaling_factor)).astype(np.float32)
         noise = gaussian_noise(seed, shape)

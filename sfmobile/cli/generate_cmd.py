@@ -14,9 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sfmobile.backends.factory import BACKENDS, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
+from sfmobile.pipeline import DEFAULT_STRENGTH, Pipeline, img2img_start
 from sfmobile.shipped import DEMO_IMAGE_SIZE
-
-DEFAULT_STRENGTH = 0.8  # diffusers' StableDiffusionImg2ImgPipeline default
 
 
 def read_init_image(path: Path, height: int, width: int) -> np.ndarray:
@@ -105,8 +104,6 @@ def generate(
     timings: Path = typer.Option(None, help="Write the timing record here as JSON."),
 ) -> None:
     """Generate one image and write it as a PNG (prompt, seed, steps, guidance in its metadata)."""
-    from sfmobile.pipeline import Pipeline, img2img_start
-
     latents = read_init_latents(init_latents) if init_latents else None
     if init_image is None and strength is not None:
         raise InputError("--strength applies to image-to-image only: pass --init-image")
