@@ -5,10 +5,16 @@ Guidance follows diffusers' StableDiffusionPipeline: the unconditional embedding
 negative prompt (empty by default), noise = uncond + w * (cond - uncond), and w <= 1 runs the
 conditional branch alone. The UNet sees [uncond, cond] as one batch of 2 or as two calls of
 batch 1 (`cfg_batch`), since phones differ on which is faster.
+
+Image-to-image follows diffusers' StableDiffusionImg2ImgPipeline: `strength` keeps the last
+int(steps * strength) of the text-to-image timesteps (its get_timesteps), the picture's latent
+mean (scaled) is noised to the first of them with the seed's portable noise (its add_noise), and
+the same loop runs from there. The encoder's mean, not a sample, makes it deterministic.
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Callable
@@ -19,6 +25,7 @@ from PIL import Image
 
 from sfmobile.backends.base import Backend
 from sfmobile.errors import InputError
+from sfmobile.init_image import image_array
 from sfmobile.noise import gaussian_noise
 from sfmobile.scheduler import DdimScheduler
 from sfmobile.tokenizer import ClipTokenizer
@@ -26,8 +33,10 @@ from sfmobile.tokenizer import ClipTokenizer
 
 @dataclass
 class Timings:
-    """Seconds spent in each part of one generation (unet: one entry per UNet call)."""
+    """Seconds spent in each part of one generation (unet: one entry per UNet call; encoder:
+    image-to-image only)."""
 
+    encoder: float = 0.0
     tokenize: float = 0.0
     text_encoder: float = 0.0
     unet: list[float] = field(default_factory=list)
@@ -63,6 +72,28 @@ def to_image(decoded: np.ndarray) -> Image.Image:
     """[1, 3, H, W] in [-1, 1] -> 8-bit RGB, rounded as diffusers does."""
     pixels = np.clip(decoded[0].transpose(1, 2, 0) / 2 + 0.5, 0.0, 1.0)
     return Image.fromarray((pixels * 255).round().astype(np.uint8))
+
+
+DEFAULT_STRENGTH = 0.8  # diffusers' StableDiffusionImg2ImgPipeline default
+
+
+def img2img_start(steps: int, strength: float) -> int:
+    """The index of the first of `steps` timesteps image-to-image runs (diffusers'
+    get_timesteps: the last int(steps * strength) of them)."""
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, int | float)
+        or not math.isfinite(strength)
+        or not 0 < strength <= 1
+    ):
+        raise InputError(f"strength must be a finite number in (0, 1], got {strength!r}")
+    run = min(int(steps * strength), steps)
+    if run < 1:
+        raise InputError(
+            f"strength {strength} of {steps} steps runs no step: "
+            f"use strength >= {1 / steps:.3g} or more steps"
+        )
+    return steps - run
 
 
 class Pipeline:
@@ -119,8 +150,14 @@ class Pipeline:
         width: int = 512,
         init_latents: np.ndarray | None = None,
         on_step: Callable[[int, int], None] | None = None,
+        init_image: Image.Image | np.ndarray | None = None,
+        strength: float = DEFAULT_STRENGTH,
     ) -> Generation:
-        """One image. on_step(done, total) is called after every denoising step."""
+        """One image. on_step(done, total) is called after every denoising step.
+
+        init_image (image-to-image): a PIL image (see init_image.py for its size policy) or
+        float32 [1, 3, height, width] in [-1, 1]; strength in (0, 1]: how much of the schedule
+        runs (1: all of it, from the picture noised to the first timestep)."""
         for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
             if not isinstance(value, str):
                 raise InputError(f"{name} must be text, got {type(value).__name__}")
@@ -128,7 +165,15 @@ class Pipeline:
             raise InputError(f"steps must be an integer >= 1, got {steps!r}")
         shape = self.latent_shape(height, width)
         timings, total, watch = Timings(), Stopwatch(), Stopwatch()
-        latents = self.initial_latents(seed, shape, init_latents)
+        timesteps = self.scheduler.timesteps(steps)
+        if init_image is None:
+            latents = self.initial_latents(seed, shape, init_latents)
+        else:
+            if init_latents is not None:
+                raise InputError("init_latents and init_image: pass one, not both")
+            timesteps = timesteps[img2img_start(steps, strength) :]
+            latents = self.image_latents(init_image, seed, shape, int(timesteps[0]))
+            timings.encoder = watch.lap()
 
         guided_model = self.info.guidance_input
         use_cfg = guidance_scale > 1.0 and not guided_model
@@ -138,7 +183,6 @@ class Pipeline:
         text = np.concatenate([self.backend.encode_text(row[None]) for row in ids])
         timings.text_encoder = watch.lap()
 
-        timesteps = self.scheduler.timesteps(steps)
         for index, t in enumerate(timesteps):
             noise = self._predict(latents, float(t), text, use_cfg, guidance_scale, timings)
             watch.lap()
@@ -154,6 +198,24 @@ class Pipeline:
         timings.total = total.lap()
         timings.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return Generation(image=image, latents=latents, timings=timings)
+
+    def image_latents(
+        self, image: Image.Image | np.ndarray, seed: int, shape: tuple[int, ...], t: int
+    ) -> np.ndarray:
+        """The picture's scaled latent mean noised to timestep t with the seed's noise."""
+        height, width = shape[2] * self.info.vae_downscale, shape[3] * self.info.vae_downscale
+        pixels = image if isinstance(image, np.ndarray) else image_array(image, height, width)
+        if pixels.shape != (1, 3, height, width) or pixels.dtype != np.float32:
+            raise InputError(
+                f"init_image must be float32 of shape [1, 3, {height}, {width}], "
+                f"got {pixels.dtype} {list(pixels.shape)}"
+            )
+        if not np.isfinite(pixels).all():
+            raise InputError("init_image holds NaN or infinite values")
+        mean = self.backend.encode_image(pixels)
+        x0 = (mean * np.float32(self.info.scaling_factor)).astype(np.float32)
+        noise = gaussian_noise(seed, shape)
+        return self.scheduler.add_noise(x0, noise, np.array([t], np.int64)).astype(np.float32)
 
     def _predict(
         self,

@@ -118,6 +118,8 @@ def verify_bundle(
         "unet": lambda b, s: b.predict(s[0], float(s[1][0]), s[2], *(float(g[0]) for g in s[3:])),
         "decoder": lambda b, s: b.decode(s[0]),
     }
+    if "encoder" in manifest.components:  # optional (image-to-image)
+        calls["encoder"] = lambda b, s: b.encode_image(s[0])
     for name, call in calls.items():
         inputs = samples.for_target(name)
         max_abs, max_rel = _compare(

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffusers import DDIMScheduler, StableDiffusionPipeline
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from sfmobile.tokenizer import ClipTokenizer
+
+TINY_SIZE = 64  # the image side build_tiny_reference's pipeline runs at (latents 16 x 16)
 
 
 def save_reference_pipeline(
@@ -57,3 +60,26 @@ def save_reference_pipeline(
     )
     pipe.save_pretrained(folder / "model")
     return pipe
+
+
+def build_tiny_reference(folder: Path, prediction_type: str = "epsilon") -> StableDiffusionPipeline:
+    """A seeded two-stage UNet (attention in the inner stage) and a three-stage VAE, saved to
+    folder/"model": the pipeline the end-to-end parity tests run at TINY_SIZE."""
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        sample_size=TINY_SIZE // 4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        latent_channels=4,
+        layers_per_block=1,
+    )
+    return save_reference_pipeline(folder, unet, vae, prediction_type)

@@ -130,6 +130,14 @@ def test_existing_bundle_is_replaced_only_when_the_new_one_is_complete(tmp_path)
             lambda m: m["components"]["unet"]["inputs"][0].update(dtype="bfloat16"),
             "components/unet/inputs/0/dtype",
         ),
+        (
+            lambda m: m["components"].update(encoder={"format": "onnx"}),
+            "components/encoder",
+        ),
+        (
+            lambda m: m["created_by"]["recipe"].update(lora=[{"file": "a.safetensors"}]),
+            "created_by/recipe/lora/0",
+        ),
     ],
 )
 def test_schema_rejects_malformed_manifests_naming_the_field(edit, where):
@@ -139,6 +147,15 @@ def test_schema_rejects_malformed_manifests_naming_the_field(edit, where):
     edit(data)
     with pytest.raises(BundleError, match=f"m.json: manifest invalid at {where}"):
         validate_manifest(data, "m.json")
+
+
+def test_schema_takes_the_optional_encoder_and_lora_record():
+    data = manifest().to_dict()
+    data["files"] = {}
+    data["components"]["encoder"] = data["components"]["decoder"]
+    lora = {"file": "style.safetensors", "sha256": "a" * 64, "scale": 0.5}
+    data["created_by"]["recipe"]["lora"] = [lora]
+    validate_manifest(data, "m.json")
 
 
 def test_manifest_naming_a_file_that_is_not_there_is_refused(tmp_path):

@@ -4,48 +4,22 @@ image, from the same initial latents."""
 import numpy as np
 import pytest
 import torch
-from diffusers import (
-    AutoencoderKL,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
 from PIL import Image
-from reference_pipelines import save_reference_pipeline
+from reference_pipelines import TINY_SIZE, build_tiny_reference
 from typer.testing import CliRunner
 
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
 from sfmobile.noise import gaussian_noise
 
-SIZE = 64
+SIZE = TINY_SIZE
 PROMPT = "a small red circle above a blue square"
-
-
-def build_reference(folder, prediction_type: str) -> StableDiffusionPipeline:
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        sample_size=SIZE // 4,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 32, 64),
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        latent_channels=4,
-        layers_per_block=1,
-    )
-    return save_reference_pipeline(folder, unet, vae, prediction_type)
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("guidance", [1.0, 7.5], ids=["no-guidance", "guidance"])
 def test_generate_matches_diffusers_pipeline(tmp_path, prediction_type, guidance):
-    reference = build_reference(tmp_path, prediction_type)
+    reference = build_tiny_reference(tmp_path, prediction_type)
     latents = gaussian_noise(7, (1, 4, SIZE // 4, SIZE // 4))
     np.save(tmp_path / "latents.npy", latents)
     expected = reference(

@@ -1,4 +1,4 @@
-"""The three calls every runtime implements, on numpy arrays, so the pipeline never knows which
+"""The calls every runtime implements, on numpy arrays, so the pipeline never knows which
 runtime (PyTorch, ONNX Runtime, LiteRT) runs the components.
 
 Shapes (B = batch, D = text width, h x w = latent size = image size / 8):
@@ -6,6 +6,9 @@ Shapes (B = batch, D = text width, h x w = latent size = image size / 8):
   predict:     latents float32 [B, 4, h, w], timestep, text [B, 77, D]   -> float32 [B, 4, h, w]
   decode:      latents float32 [1, 4, h, w] (already divided by the scaling factor)
                                                                        -> float32 [1, 3, 8h, 8w]
+  encode_image: image float32 [1, 3, 8h, 8w] in [-1, 1]                 -> float32 [1, 4, h, w]
+               (the VAE posterior's mean, unscaled; image-to-image. A bundle exported without
+               an encoder raises BundleError.)
 """
 
 from __future__ import annotations
@@ -54,3 +57,5 @@ class Backend(Protocol):
     ) -> np.ndarray: ...
 
     def decode(self, latents: np.ndarray) -> np.ndarray: ...
+
+    def encode_image(self, image: np.ndarray) -> np.ndarray: ...

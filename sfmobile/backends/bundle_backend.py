@@ -1,5 +1,6 @@
-"""What every bundle-backed runtime shares: the ModelInfo a manifest describes, (de)quantizing
-int8/uint8 inputs and outputs, and preallocated input buffers reused on every call."""
+"""What every bundle-backed runtime shares: the ModelInfo a manifest describes, the optional
+encoder, (de)quantizing int8/uint8 inputs and outputs, and preallocated input buffers reused on
+every call."""
 
 from __future__ import annotations
 
@@ -37,6 +38,18 @@ def model_info(bundle: Bundle) -> ModelInfo:
         unet_batches=(unet.inputs[0].shape[0],),
         image_size=(manifest.image["height"], manifest.image["width"]),
         guidance_input=bool(manifest.guidance["input"]),
+    )
+
+
+def encoder_of(bundle: Bundle) -> ComponentSpec | None:
+    """The bundle's optional image encoder (image-to-image), None when it has none."""
+    return bundle.manifest.components.get("encoder")
+
+
+def no_encoder(bundle: Bundle) -> BundleError:
+    return BundleError(
+        f"{bundle.path}: this bundle has no image encoder, which image-to-image needs; "
+        "export it again with --with-encoder"
     )
 
 

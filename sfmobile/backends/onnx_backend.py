@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend: runs an ONNX bundle's three components.
+"""The ONNX Runtime backend: runs an ONNX bundle's components (three, or four with the encoder).
 
 One InferenceSession per component, created once. Every input and output lives in a numpy
 buffer allocated once and bound to its session through IO binding, so a call only copies the
@@ -19,8 +19,10 @@ import onnxruntime as ort
 from sfmobile.backends.bundle_backend import (
     NUMPY_DTYPES,
     dequantize,
+    encoder_of,
     input_buffers,
     model_info,
+    no_encoder,
     quantize_into,
 )
 from sfmobile.bundle import Bundle, ComponentSpec
@@ -100,6 +102,9 @@ class OnnxBackend:
         self.text_encoder = BoundSession(bundle, "text_encoder", options, providers)
         self.unet = BoundSession(bundle, "unet", options, providers)
         self.decoder = BoundSession(bundle, "decoder", options, providers)
+        self.encoder = (
+            BoundSession(bundle, "encoder", options, providers) if encoder_of(bundle) else None
+        )
         self.unet_names = [t.name for t in self.unet.spec.inputs]
 
     def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
@@ -125,3 +130,8 @@ class OnnxBackend:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.decoder.run_rows({self.decoder.spec.inputs[0].name: latents})
+
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        if self.encoder is None:
+            raise no_encoder(self.bundle)
+        return self.encoder.run_rows({self.encoder.spec.inputs[0].name: image})

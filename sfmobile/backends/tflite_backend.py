@@ -1,4 +1,5 @@
-"""The LiteRT backend: runs a tflite bundle's three models with `ai_edge_litert`'s interpreter.
+"""The LiteRT backend: runs a tflite bundle's models (three, or four with the encoder) with
+`ai_edge_litert`'s interpreter.
 
 Each model is opened once, its tensors allocated once; every call writes into preallocated
 input buffers (quantizing int8/uint8 inputs with the manifest's scale and zero point), invokes,
@@ -12,7 +13,14 @@ import os
 
 import numpy as np
 
-from sfmobile.backends.bundle_backend import dequantize, input_buffers, model_info, quantize_into
+from sfmobile.backends.bundle_backend import (
+    dequantize,
+    encoder_of,
+    input_buffers,
+    model_info,
+    no_encoder,
+    quantize_into,
+)
 from sfmobile.bundle import Bundle, ComponentSpec, TensorSpec
 from sfmobile.errors import BundleError, InputError
 
@@ -86,6 +94,8 @@ class TfliteBackend:
         self.text_encoder = TfliteModel(bundle, "text_encoder", threads)
         self.unet = TfliteModel(bundle, "unet", threads)
         self.decoder = TfliteModel(bundle, "decoder", threads)
+        self.bundle = bundle
+        self.encoder = TfliteModel(bundle, "encoder", threads) if encoder_of(bundle) else None
 
     def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
         return self.text_encoder(input_ids=token_ids)
@@ -111,3 +121,8 @@ class TfliteBackend:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.decoder(latents=latents)
+
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        if self.encoder is None:
+            raise no_encoder(self.bundle)
+        return self.encoder(image=image)

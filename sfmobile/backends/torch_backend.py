@@ -51,3 +51,7 @@ class TorchBackend:
     @torch.inference_mode()
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.model.vae.decode(torch.from_numpy(latents)).numpy()
+
+    @torch.inference_mode()
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        return self.model.vae.encode(torch.from_numpy(image)).numpy()

@@ -26,16 +26,33 @@ def export(
     cfg_batch: int = typer.Option(2, help="UNet batch: 2 = [uncond, cond] per call, 1 = two."),
     calibration_prompts: int = typer.Option(8, help="Prompts for static int8 calibration."),
     seed: int = typer.Option(0, help="Seed of the calibration generations."),
+    with_encoder: bool = typer.Option(
+        False, help="Also export the VAE encoder (image-to-image: generate --init-image)."
+    ),
+    lora: list[str] = typer.Option(
+        None,
+        help="Merge a LoRA file (kohya or diffusers layout) into the weights before export, "
+        "FILE.safetensors[:SCALE]; repeatable.",
+    ),
+    lora_partial: bool = typer.Option(
+        False, help="Merge the LoRA modules this model has and warn about the rest."
+    ),
 ) -> None:
-    """Export the text encoder, UNet and decoder to a bundle (manifest.json + model files)."""
+    """Export the text encoder, UNet and decoder (and with --with-encoder the VAE encoder) to a
+    bundle (manifest.json + model files)."""
     from sfmobile.export.bundle_export import check_recipe, export_bundle
     from sfmobile.weights import load_model
+    from sfmobile.weights.lora import LoraFile, merge_loras
 
     check_recipe(format, precision, quantization)
+    loras = [LoraFile.parse(text) for text in lora or []]
     console = Console(stderr=True)
     started = time.perf_counter()
     with console.status("loading the checkpoint") as status:
         loaded = load_model(model, preset)
+        if loras:
+            status.update("merging LoRA weights")
+            merge_loras(loaded, loras, lora_partial)
 
         def phase(component: str, name: str) -> None:
             elapsed = time.perf_counter() - started
@@ -54,6 +71,7 @@ def export(
             calibration_prompts=calibration_prompts,
             seed=seed,
             phase=phase,
+            with_encoder=with_encoder,
         )
     print_sizes(path, console)
     console.print(f"wrote {path} in {time.perf_counter() - started:.1f} s")

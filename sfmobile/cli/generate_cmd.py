@@ -14,7 +14,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sfmobile.backends.factory import BACKENDS, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
+from sfmobile.pipeline import DEFAULT_STRENGTH, Pipeline, img2img_start
 from sfmobile.shipped import DEMO_IMAGE_SIZE
+
+
+def read_init_image(path: Path, height: int, width: int) -> np.ndarray:
+    """--init-image: any picture PIL reads, resized to height x width or refused
+    (init_image.py says when)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from sfmobile.init_image import image_array
+
+    try:
+        with Image.open(path) as image:
+            return image_array(image, height, width, name=f"--init-image {path}")
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(f"--init-image {path}: not a readable image ({error})") from error
 
 
 def read_init_latents(path: Path) -> np.ndarray:
@@ -66,24 +81,58 @@ def generate(
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
     cfg_batch: int = typer.Option(2, help="UNet batch for guidance: 2 (one call) or 1 (two)."),
     init_latents: Path = typer.Option(None, help="Initial latents .npy (float32 [1,4,h,w])."),
+    init_image: Path = typer.Option(
+        None,
+        help="Image-to-image: start from this picture (resized to the generation's size when "
+        "its aspect ratio matches, else refused; a bundle needs export --with-encoder).",
+    ),
+    strength: float = typer.Option(
+        None,
+        help=f"With --init-image: how much of the schedule runs, in (0, 1] (default "
+        f"{DEFAULT_STRENGTH}); 1 keeps little of the picture.",
+        show_default=False,
+    ),
+    lora: list[str] = typer.Option(
+        None,
+        help="torch backend: merge a LoRA file (kohya or diffusers), FILE.safetensors[:SCALE]; "
+        "repeatable. Bundles get theirs at export.",
+    ),
+    lora_partial: bool = typer.Option(
+        False, help="Merge the LoRA modules this model has and warn about the rest."
+    ),
     out: Path = typer.Option(Path("image.png"), help="Where to write the PNG."),
     timings: Path = typer.Option(None, help="Write the timing record here as JSON."),
 ) -> None:
     """Generate one image and write it as a PNG (prompt, seed, steps, guidance in its metadata)."""
-    from sfmobile.pipeline import Pipeline
-
     latents = read_init_latents(init_latents) if init_latents else None
+    if init_image is None and strength is not None:
+        raise InputError("--strength applies to image-to-image only: pass --init-image")
+    if init_image is not None and init_latents is not None:
+        raise InputError("--init-image and --init-latents: pass one, not both")
+    if lora and backend != "torch":
+        raise InputError(
+            f"--lora: the {backend} backend runs a bundle, whose LoRAs are merged at export "
+            "(sfmobile export --lora); only the torch backend merges one here"
+        )
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     for name, value in (("--height", height), ("--width", width)):
         if value is not None and (value < 8 or value % 8):
             raise InputError(f"{name} must be a positive multiple of 8, got {value}")
-    pipeline = Pipeline(open_backend(model, backend, preset), cfg_batch=cfg_batch)
+    opened = open_backend(model, backend, preset)
+    if lora:
+        from sfmobile.weights.lora import LoraFile, merge_loras
+
+        merge_loras(opened.model, [LoraFile.parse(text) for text in lora], lora_partial)
+    pipeline = Pipeline(opened, cfg_batch=cfg_batch)
     steps = pipeline.info.scheduler.default_steps if steps is None else steps
     guidance = pipeline.info.scheduler.default_guidance if guidance is None else guidance
     default_height, default_width = default_size(model, pipeline.info.image_size)
     height = default_height if height is None else height
     width = default_width if width is None else width
+    strength = DEFAULT_STRENGTH if strength is None else strength
+    image = read_init_image(init_image, height, width) if init_image else None
+    total_steps = steps - img2img_start(steps, strength) if image is not None else steps
     console = Console(stderr=True)
     with Progress(
         TextColumn("denoising"),
@@ -93,7 +142,7 @@ def generate(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("steps", total=steps)
+        task = progress.add_task("steps", total=total_steps)
         result = pipeline.generate(
             prompt,
             negative_prompt=negative_prompt,
@@ -104,6 +153,8 @@ def generate(
             width=width,
             init_latents=latents,
             on_step=lambda done, total: progress.update(task, completed=done),
+            init_image=image,
+            strength=strength,
         )
     metadata = PngInfo()
     for key, value in (
@@ -113,6 +164,8 @@ def generate(
         ("steps", steps),
         ("guidance", guidance),
         ("backend", backend),
+        *((("init_image", init_image.name), ("strength", strength)) if init_image else ()),
+        *((("lora", ", ".join(lora)),) if lora else ()),
     ):
         metadata.add_text(key, str(value))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,8 +59,11 @@ def export_bundle(
     calibration_prompts: int = 8,
     seed: int = 0,
     phase: Phase = lambda component, name: None,
+    with_encoder: bool = False,
 ) -> Path:
-    """Export `model` to a bundle folder at `out` (replaced only once complete)."""
+    """Export `model` to a bundle folder at `out` (replaced only once complete); with_encoder
+    adds the VAE encoder (image-to-image). LoRAs merged into `model` (weights/lora.py) are
+    recorded in the recipe."""
     quantization = check_recipe(format, precision, quantization)
     factor = model.config.vae.downscale
     for name, value in (("--height", height), ("--width", width)):
@@ -72,7 +75,7 @@ def export_bundle(
         raise InputError(f"--cfg-batch must be 1 or 2, got {cfg_batch}")
     if calibration_prompts < 1:
         raise InputError(f"--calibration-prompts must be >= 1, got {calibration_prompts}")
-    targets = export_targets(model, height, width, cfg_batch)
+    targets = export_targets(model, height, width, cfg_batch, with_encoder)
     calibration: CalibrationSet | None = None
     if quantization == "static":
         phase("all", "calibrate")
@@ -137,6 +140,7 @@ def export_bundle(
                     "precision": precision,
                     "quantization": quantization,
                     "calibration": calibration.describe() if calibration else None,
+                    **({"lora": list(model.loras)} if model.loras else {}),
                 },
             },
         )

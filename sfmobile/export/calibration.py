@@ -3,7 +3,9 @@
 The fp32 PyTorch pipeline generates images for a prompt set while a recording backend keeps
 every call's inputs: text-encoder token ids, the UNet's (latents, timestep, text) at every
 timestep of the trajectory (a UNet sees very different activations at t=999 and t=1), and the
-decoder's latents. Samples are laid out to match the export targets' static shapes.
+decoder's latents. The optional VAE encoder is calibrated on the images the decoder made (real
+images in [-1, 1] at the bundle's size). Samples are laid out to match the export targets'
+static shapes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class CalibrationSet:
     text_encoder: list[tuple[np.ndarray, ...]]
     unet: list[tuple[np.ndarray, ...]]
     decoder: list[tuple[np.ndarray, ...]]
+    encoder: list[tuple[np.ndarray, ...]]
     prompts: int
     seed: int
     steps: int
@@ -67,6 +70,7 @@ class RecordingBackend:
         self.text_calls: list[np.ndarray] = []
         self.unet_calls: list[tuple[np.ndarray, float, np.ndarray, float | None]] = []
         self.decoder_calls: list[np.ndarray] = []
+        self.decoded: list[np.ndarray] = []
 
     def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
         self.text_calls.append(token_ids.copy())
@@ -78,7 +82,9 @@ class RecordingBackend:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         self.decoder_calls.append(latents.copy())
-        return self.inner.decode(latents)
+        image = self.inner.decode(latents)
+        self.decoded.append(np.clip(image, -1.0, 1.0))
+        return image
 
 
 def _unet_sample(
@@ -121,6 +127,7 @@ def collect_calibration(
         text_encoder=[(ids,) for ids in recorder.text_calls],
         unet=[_unet_sample(*call, unet_batch) for call in recorder.unet_calls],
         decoder=[(latents,) for latents in recorder.decoder_calls],
+        encoder=[(image,) for image in recorder.decoded],
         prompts=prompts,
         seed=seed,
         steps=steps,

@@ -4,7 +4,9 @@
   unet:         sample [B, 4, h, w], timestep [B], text_embeddings [B, 77, D] (, guidance [B])
                                                                        -> model_output [B, 4, h, w]
   decoder:      latents [1, 4, h, w] (divided by the scaling factor)   -> image [1, 3, 8h, 8w]
-B is the CFG batch (1 or 2), fixed at export time; every shape is static.
+  encoder:      image [1, 3, 8h, 8w] in [-1, 1]     -> latent_mean [1, 4, h, w] (optional, img2img)
+B is the CFG batch (1 or 2), fixed at export time; every shape is static. The encoder gives the
+posterior's mean (not a sample), so image-to-image is deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -71,10 +73,20 @@ class DecoderExport(nn.Module):
         return self.decoder(latents)
 
 
+class EncoderExport(nn.Module):
+    def __init__(self, vae: nn.Module) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(image)
+
+
 def export_targets(
-    model: StableDiffusion, height: int, width: int, cfg_batch: int
+    model: StableDiffusion, height: int, width: int, cfg_batch: int, with_encoder: bool = False
 ) -> list[ExportTarget]:
-    """The three components of `model` wrapped for export at one resolution and CFG batch."""
+    """The components of `model` wrapped for export at one resolution and CFG batch: text
+    encoder, UNet, decoder, and (with_encoder) the VAE encoder."""
     config = model.config
     factor = config.vae.downscale
     h, w = height // factor, width // factor
@@ -92,7 +104,7 @@ def export_targets(
     ]
     if guided:
         unet_inputs.append(f32("guidance", batch))
-    return [
+    targets = [
         ExportTarget(
             "text_encoder",
             TextEncoderExport(model.text_encoder).eval(),
@@ -112,3 +124,13 @@ def export_targets(
             [f32("image", 1, config.vae.out_channels, height, width)],
         ),
     ]
+    if with_encoder:
+        targets.append(
+            ExportTarget(
+                "encoder",
+                EncoderExport(model.vae).eval(),
+                [f32("image", 1, config.vae.in_channels, height, width)],
+                [f32("latent_mean", 1, config.vae.latent_channels, h, w)],
+            )
+        )
+    return targets

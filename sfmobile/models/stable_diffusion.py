@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sfmobile.config import ModelConfig
@@ -15,7 +15,8 @@ from sfmobile.scheduler import SchedulerConfig
 @dataclass
 class StableDiffusion:
     """config: the architecture; tokenizer_dir: vocab.json + merges.txt, or None for the
-    vocabulary sfmobile ships; source: where the weights came from (for messages and manifests)."""
+    vocabulary sfmobile ships; source: where the weights came from (for messages and manifests);
+    loras: the LoRA files merged into the weights ({"file", "sha256", "scale"}, weights/lora.py)."""
 
     config: ModelConfig
     unet: UNet
@@ -24,6 +25,7 @@ class StableDiffusion:
     scheduler: SchedulerConfig
     tokenizer_dir: Path | None = None
     source: str = ""
+    loras: list[dict] = field(default_factory=list)
 
     def modules(self) -> dict[str, object]:
         return {"unet": self.unet, "text_encoder": self.text_encoder, "vae": self.vae}
