@@ -81,7 +81,8 @@ def info(serial: Serial = None) -> None:
 def app_bench(
     bundle: Annotated[list[Path], typer.Option(help="Bundle folder (repeat for several).")],
     backend: Annotated[
-        list[str] | None, typer.Option(help=f"One of {', '.join(APP_BACKENDS)} (repeatable).")
+        list[str] | None,
+        typer.Option(help=f"One of {', '.join(APP_BACKENDS)}; ort-qnn if not given."),
     ] = None,
     steps: Annotated[
         list[int] | None, typer.Option(help="Steps, 8 if not given (repeatable: 20, 50).")

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` fro
 from test_bundle import write_bundle
 
 from benchmarks.adb_bench import app
-from benchmarks.phone.device import ListedDevice, choose_device, parse_devices
+from benchmarks.phone.device import ListedDevice, choose_device, classify_failure, parse_devices
 from benchmarks.phone.perf_tools import parse_benchmark_model, parse_ort_perf_test
 from benchmarks.phone.report import chart_rows, summarize
 from benchmarks.phone.results import validate_result
@@ -190,6 +190,7 @@ def test_app_run_pushes_the_bundle_runs_each_backend_and_reports_the_app_numbers
     assert first["cooldown"]["status_before"] == 0
     assert second["cooldown"]["status_before"] == 2
     assert second["cooldown"]["status_after"] == 0 and second["cooldown"]["reached"]
+    assert second["cooldown"]["battery_c"] == 29.6
 
     # The app's numbers flow into the Markdown table.
     qnn_runs = fixture_result("result_qnn_ok.json")["runs"]
@@ -283,6 +284,30 @@ def test_devices_listing_parses_states_and_details():
     with pytest.raises(DeviceError, match="several devices"):
         choose_device(listed, None)
     assert choose_device(listed, "emulator-5554").serial == "emulator-5554"
+
+
+@pytest.mark.parametrize(
+    ("output", "failure"),
+    [  # adb 1.0.41's own words, from a real adb with the device gone
+        ("error: device 'XYZ' not found\n", "gone"),
+        ("adb: error: failed to get feature set: device 'XYZ' not found\n", "gone"),
+        ("error: no devices/emulators found\n", "gone"),
+        ("adb: device offline\n", "gone"),
+        ("error: closed\n", "gone"),
+        ("adb: error: failed to read copy response: EOF\n", "gone"),
+        ((TRANSCRIPTS / "err_unauthorized.txt").read_text(), "unauthorized"),
+        # the phone's own commands failing are not adb's business
+        ("sha256sum: /sdcard/x/unet.onnx: No such file or directory\n", None),
+        (
+            "ls: /sdcard/Android/data/dev.sfmobile.sample/files/benchmarks: No such file or "
+            "directory\n",
+            None,
+        ),
+        ((TRANSCRIPTS / "push_no_space.txt").read_text(), None),
+    ],
+)
+def test_adb_failures_are_told_apart_from_the_phone_commands_own(output, failure):
+    assert classify_failure(output) == failure
 
 
 # --- failures mid-run keep what was measured -----------------------------------------------

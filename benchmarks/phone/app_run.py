@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.phone.device import Adb
-from benchmarks.phone.probes import thermal_status
+from benchmarks.phone.probes import battery_celsius, thermal_status
 from benchmarks.phone.results import Cooldown, validate_result
 from sfmobile.errors import DeviceError
 
@@ -133,4 +133,5 @@ def cool_down(adb: Adb, target_status: int, max_wait_s: float, poll_s: float) ->
         status_after=status,
         waited_s=round(time.monotonic() - start, 1),
         reached=status <= target_status,
+        battery_c=battery_celsius(adb),
     )

@@ -20,14 +20,23 @@ class DeviceDisconnected(DeviceError):
     """The chosen device stopped answering (unplugged, rebooted, adb went offline)."""
 
 
-# adb's own failure lines (not those of a command run on the phone) that mean the device is gone.
+# adb's own failure lines (not those of a command run on the phone), as adb 1.0.41 prints them:
+# "error: device 'X' not found" (shell), "adb: error: failed to get feature set: device 'X' not
+# found" (push, pull), "error: no devices/emulators found", "adb: device offline", "error: closed".
+_ADB_LINE = r"^(?:adb: |error: )(?:error: )?(?:[^\n]*?: )?"
 _GONE = re.compile(
-    r"^(adb: )?(error: )?(device '[^']*' not found|device offline|closed|"
-    r"no devices/emulators found|protocol fault.*|failed to read copy response.*|"
-    r"connection reset.*)\s*$",
+    _ADB_LINE + r"(device '[^']*' not found|device offline|no devices/emulators found|closed"
+    r"|protocol fault[^\n]*|failed to read copy response[^\n]*|connection reset[^\n]*)\s*$",
     re.MULTILINE,
 )
-_UNAUTHORIZED = re.compile(r"^(adb: )?error: device unauthorized", re.MULTILINE)
+_UNAUTHORIZED = re.compile(_ADB_LINE + r"device unauthorized", re.MULTILINE)
+
+
+def classify_failure(text: str) -> str | None:
+    """ "gone" or "unauthorized" when adb itself says so in a failed command's output."""
+    if _GONE.search(text):
+        return "gone"
+    return "unauthorized" if _UNAUTHORIZED.search(text) else None
 
 
 @dataclass(frozen=True)
@@ -116,12 +125,13 @@ class Adb:
         check is False (a command's own exit status is then the caller's business)."""
         proc = _call([self.executable, "-s", self.serial, *args], timeout_s or self.timeout_s)
         text = proc.stderr + proc.stdout
-        if proc.returncode != 0 and _GONE.search(text):
+        failure = classify_failure(text) if proc.returncode != 0 else None
+        if failure == "gone":
             raise DeviceDisconnected(
                 f"device {self.serial} disconnected during `adb {args[0]}` "
                 f"({_first_line(_GONE.search(text).group(0))})"
             )
-        if proc.returncode != 0 and _UNAUTHORIZED.search(text):
+        if failure == "unauthorized":
             raise DeviceError(f"device {self.serial} is unauthorized: accept the USB prompt")
         if check and proc.returncode != 0:
             raise DeviceError(

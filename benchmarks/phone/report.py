@@ -117,7 +117,7 @@ def _session_table(sessions: list[dict[str, Any]]) -> list[str]:
         ran_on = result.get("backend", {}).get("accelerator", "")
         cool = (
             f"{cooldown['waited_s']:.0f} s, {cooldown['status_before']}->{cooldown['status_after']}"
-            f"{'' if cooldown['reached'] else ' (not reached)'}"
+            f"{'' if cooldown['reached'] else ' (not reached)'}, battery {cooldown['battery_c']} °C"
             if cooldown
             else ""
         )

@@ -44,13 +44,15 @@ def load_result(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Cooldown:
-    """The wait before a session for the phone to cool back to its starting thermal status."""
+    """The wait before a session for the phone to cool back to its starting thermal status, and
+    the battery temperature (°C) the session then started at."""
 
     target_status: int
     status_before: int
     status_after: int
     waited_s: float
     reached: bool
+    battery_c: float | None = None
 
 
 @dataclass

@@ -40,8 +40,9 @@ def main() -> int:
     serial = None
     if argv[:1] == ["-s"]:
         serial, argv = argv[1], argv[2:]
-    if serial is not None and state.get("disconnected"):
-        sys.stderr.write(f"error: device '{serial}' not found\n")
+    if serial is not None and state.get("disconnected"):  # as adb 1.0.41 answers
+        prefix = "adb: error: failed to get feature set: " if argv[0] in ("push", "pull") else ""
+        sys.stderr.write(f"{prefix or 'error: '}device '{serial}' not found\n")
         return 1
     line = command_line(argv)
     for index, rule in enumerate(scenario["rules"]):
