@@ -14,7 +14,6 @@ far are in OUT/raw/); errors are one line on stderr and exit code 2. See benchma
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +28,8 @@ from benchmarks.phone.probes import read_device_info
 from benchmarks.phone.report import build_report, write_report
 from benchmarks.phone.results import SessionRecord, load_result
 from benchmarks.phone.runner import AppBenchConfig, run_app_bench
-from sfmobile.errors import DeviceError, SfmobileError
+from sfmobile.cli.app import user_errors_exit_2
+from sfmobile.errors import DeviceError, InputError
 
 app = typer.Typer(
     help="Benchmark sfmobile bundles on an Android phone over adb.",
@@ -41,18 +41,6 @@ app = typer.Typer(
 Serial = Annotated[str | None, typer.Option(help="Device serial (from `adb devices`).")]
 Out = Annotated[Path, typer.Option(help="Folder for raw/ results and phone-report.*.")]
 APP_BACKENDS = ("ort-cpu", "ort-nnapi", "ort-qnn", "litert-cpu", "litert-gpu", "litert-npu")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _run(body: Callable[[], None]) -> None:
-    try:
-        body()
-    except SfmobileError as error:
-        raise _fail(str(error)) from None
 
 
 def _connect(serial: str | None) -> tuple[Adb, dict[str, Any]]:
@@ -68,16 +56,18 @@ def _finish(out: Path, report: dict[str, Any]) -> None:
     for path in write_report(report, out):
         typer.echo(f"wrote {path}")
     if report["error"]:
-        raise _fail(report["error"])
+        raise DeviceError(report["error"])
 
 
 @app.command()
+@user_errors_exit_2
 def info(serial: Serial = None) -> None:
     """Show the chosen device: model, SoC, Android, memory, storage, thermal status, battery."""
-    _run(lambda: _connect(serial))
+    _connect(serial)
 
 
 @app.command("app")
+@user_errors_exit_2
 def app_bench(
     bundle: Annotated[list[Path], typer.Option(help="Bundle folder (repeat for several).")],
     backend: Annotated[
@@ -102,10 +92,10 @@ def app_bench(
     backend, steps = backend or ["ort-qnn"], steps or [8]
     for name in backend:
         if name not in APP_BACKENDS:
-            raise _fail(f"--backend {name}: not one of {', '.join(APP_BACKENDS)}")
+            raise InputError(f"--backend {name}: not one of {', '.join(APP_BACKENDS)}")
     for path in bundle:
         if not path.is_dir():
-            raise _fail(f"--bundle {path}: no such folder")
+            raise InputError(f"--bundle {path}: no such folder")
     config = AppBenchConfig(
         bundles=bundle,
         backends=backend,
@@ -119,18 +109,14 @@ def app_bench(
         poll_s=poll,
         cooldown_max_s=cooldown_max,
     )
-
-    def body() -> None:
-        adb, device = _connect(serial)
-        outcome = run_app_bench(adb, config, device["thermal_status"], out, say=typer.echo)
-        records = [r.to_dict() for r in outcome.records]
-        report = build_report(device, records, outcome.pushes, [], outcome.error, sys.argv, out)
-        _finish(out, report)
-
-    _run(body)
+    adb, device = _connect(serial)
+    outcome = run_app_bench(adb, config, device["thermal_status"], out, say=typer.echo)
+    records = [r.to_dict() for r in outcome.records]
+    _finish(out, build_report(device, records, outcome.pushes, [], outcome.error, sys.argv, out))
 
 
 @app.command()
+@user_errors_exit_2
 def tool(
     binary: Annotated[Path, typer.Option(help="onnxruntime_perf_test or benchmark_model (arm64).")],
     bundle: Annotated[Path, typer.Option(help="Bundle folder (ONNX or TFLite to match the tool).")],
@@ -148,49 +134,42 @@ def tool(
 ) -> None:
     """Time each model file of a bundle with the runtime's own benchmark tool (no app)."""
     config = ToolBenchConfig(binary, lib or [], bundle, accelerator, runs, threads)
-
-    def body() -> None:
-        adb, device = _connect(serial)
-        results: list[ToolResult] = []
-        error = None
-        try:
-            run_tool_bench(adb, config, results, typer.echo)
-        except DeviceError as failure:
-            error = f"{failure}; {len(results)} model file(s) timed before it"
-        tool_results = [r.to_dict() for r in results]
-        _finish(out, build_report(device, [], {}, tool_results, error, sys.argv, out))
-
-    _run(body)
+    adb, device = _connect(serial)
+    results: list[ToolResult] = []
+    error = None
+    try:
+        run_tool_bench(adb, config, results, typer.echo)
+    except DeviceError as failure:
+        error = f"{failure}; {len(results)} model file(s) timed before it"
+    tool_results = [r.to_dict() for r in results]
+    _finish(out, build_report(device, [], {}, tool_results, error, sys.argv, out))
 
 
 @app.command()
+@user_errors_exit_2
 def report(
     results: Annotated[list[Path], typer.Argument(help="Result files the app wrote.")],
     out: Out = Path("phone-bench"),
 ) -> None:
     """Build the report from result files alone (pulled by hand, or kept from earlier runs)."""
-
-    def body() -> None:
-        records, device = [], None
-        for path in results:
-            result = load_result(path)
-            raw = out / "raw" / path.name
-            raw.parent.mkdir(parents=True, exist_ok=True)
-            if raw.resolve() != path.resolve():
-                raw.write_text(path.read_text())
-            record = SessionRecord(
-                bundle=result["bundle"]["name"],
-                backend=result["backend"]["name"],
-                steps=result["settings"]["steps"],
-                status=result["status"],
-                result_file=f"raw/{path.name}",
-                error=result.get("error"),
-            )
-            records.append(record.to_dict())
-            device = device or _device_from_result(result)
-        _finish(out, build_report(device, records, {}, [], None, sys.argv, out))
-
-    _run(body)
+    records, device = [], None
+    for path in results:
+        result = load_result(path)
+        raw = out / "raw" / path.name
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        if raw.resolve() != path.resolve():
+            raw.write_text(path.read_text())
+        record = SessionRecord(
+            bundle=result["bundle"]["name"],
+            backend=result["backend"]["name"],
+            steps=result["settings"]["steps"],
+            status=result["status"],
+            result_file=f"raw/{path.name}",
+            error=result.get("error"),
+        )
+        records.append(record.to_dict())
+        device = device or _device_from_result(result)
+    _finish(out, build_report(device, records, {}, [], None, sys.argv, out))
 
 
 def _device_from_result(result: dict[str, Any]) -> dict[str, Any]:
