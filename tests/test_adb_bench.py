@@ -332,6 +332,32 @@ def test_a_disconnect_mid_run_keeps_and_reports_the_finished_sessions(phone, bun
     assert "The run stopped early" in (out / "phone-report.md").read_text()
 
 
+def test_ctrl_c_mid_run_still_writes_the_report_with_the_finished_sessions(
+    phone, bundle, tmp_path, monkeypatch
+):
+    import benchmarks.phone.runner as runner
+
+    started = []
+
+    def start_then_interrupt(adb, spec):
+        started.append(spec.backend)
+        if len(started) == 2:
+            raise KeyboardInterrupt
+        real_start(adb, spec)
+
+    real_start = runner.start_session
+    monkeypatch.setattr(runner, "start_session", start_then_interrupt)
+    out = tmp_path / "out"
+    am_start = [app_writes("s1.json", "result_qnn_ok.json")]
+    result = phone.run(
+        phone_rules(am_start=am_start),
+        *app_args(bundle, out, "--backend", "ort-qnn", "--backend", "ort-cpu"),
+    )
+    assert "interrupted (Ctrl-C); 1 completed session(s) kept" in error_line(result)
+    report = json.loads((out / "phone-report.json").read_text())
+    assert [s["status"] for s in report["sessions"]] == ["ok", "interrupted"]
+
+
 def test_a_full_phone_is_refused_before_anything_is_pushed(phone, bundle, tmp_path):
     result = phone.run(phone_rules(df="df_sdcard_full.txt"), *app_args(bundle, tmp_path / "out"))
     line = error_line(result)

@@ -54,7 +54,8 @@ def run_app_bench(
     out_dir: Path,
     say: Callable[[str], None] = print,
 ) -> AppBenchOutcome:
-    """Run every session; never raises DeviceError (it ends the run and lands in .error)."""
+    """Run every session; never raises DeviceError or KeyboardInterrupt (either ends the run
+    and lands in .error, so the caller still writes the report)."""
     outcome = AppBenchOutcome()
     record: SessionRecord | None = None
     try:
@@ -80,6 +81,10 @@ def run_app_bench(
     except DeviceError as error:
         _mark(record, "error", str(error))
         outcome.error = str(error)
+    except KeyboardInterrupt:
+        kept = sum(1 for r in outcome.records if r.status == "ok")
+        _mark(record, "interrupted", "interrupted from the keyboard")
+        outcome.error = f"interrupted (Ctrl-C); {kept} completed session(s) kept"
     return outcome
 
 
