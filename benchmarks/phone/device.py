@@ -33,7 +33,8 @@ _UNAUTHORIZED = re.compile(_ADB_LINE + r"device unauthorized", re.MULTILINE)
 
 
 def classify_failure(text: str) -> str | None:
-    """ "gone" or "unauthorized" when adb itself says so in a failed command's output."""
+    """What adb itself says in a failed command's output: the device is "gone", is
+    "unauthorized", or None (the command run on the phone failed on its own)."""
     if _GONE.search(text):
         return "gone"
     return "unauthorized" if _UNAUTHORIZED.search(text) else None
