@@ -26,3 +26,8 @@ class InputError(SfmobileError):
 
 class BundleError(SfmobileError):
     """An exported bundle is incomplete, tampered with, or does not match its manifest."""
+
+
+class DeviceError(SfmobileError):
+    """A phone driven over adb is missing, unauthorized, ambiguous, disconnected, out of storage,
+    lacks the app, or the app refused the work (benchmarks/phone)."""
