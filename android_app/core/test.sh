@@ -19,7 +19,7 @@ cp -rL "$RESOURCES/." "$OUT/classes/"
 
 echo "== junit"
 set +e
-(cd "$REPO_DIR" && java -jar "$JUNIT_JAR" execute --disable-banner --details=tree \
+(cd "$REPO_DIR" && java -jar "$JUNIT_JAR" --disable-banner --details=tree \
     -cp "$OUT/classes:$GSON_JAR:$KOTLIN_LIB/kotlin-stdlib.jar:$KOTLIN_LIB/kotlin-test.jar:$KOTLIN_LIB/kotlin-test-junit5.jar" \
     --scan-classpath "$OUT/classes" --reports-dir "$OUT/reports") >"$OUT/junit.log" 2>&1
 junit_rc=$?

@@ -16,7 +16,10 @@ enum class Verification { SHA256, SIZES }
  * file a component or the tokenizer uses is listed in `files`; every listed file exists with
  * the listed size and (with [Verification.SHA256]) sha256.
  */
-class Bundle private constructor(val dir: File, val manifest: Manifest) {
+class Bundle private constructor(
+    val dir: File,
+    val manifest: Manifest,
+) {
     /** The model file of a component (`text_encoder`, `unet`, `decoder`). */
     fun componentFile(name: String): File {
         val spec = manifest.components[name] ?: throw BundleException("$dir: no component '$name' in the manifest")
@@ -26,15 +29,30 @@ class Bundle private constructor(val dir: File, val manifest: Manifest) {
     /** Every file the manifest lists, in bytes (what loading the bundle costs on disk). */
     fun totalBytes(): Long = manifest.files.values.sumOf { it.bytes }
 
-    /** The bundle's tokenizer: the manifest's vocab and merges, the pad token from their folder. */
+    /**
+     * The bundle's tokenizer from exactly the manifest's vocab and merges files; the pad token is
+     * the one with the manifest's pad_id, and the start/end ids must be the manifest's.
+     */
     fun tokenizer(warn: (String) -> Unit = {}): Tokenizer {
-        val vocab = File(dir, manifest.tokenizer.vocab)
-        return TokenizerFiles.read(vocab, File(dir, manifest.tokenizer.merges), vocab.parentFile, warn)
+        val spec = manifest.tokenizer
+        val where = "${File(dir, MANIFEST)}: tokenizer"
+        val vocabFile = File(dir, spec.vocab)
+        val vocab = TokenizerFiles.readVocab(vocabFile)
+        val merges = TokenizerFiles.readMergesFile(File(dir, spec.merges))
+        val pad =
+            vocab.entries.firstOrNull { it.value == spec.padId }?.key
+                ?: throw TokenizerException("$where.pad_id ${spec.padId} is not in '${spec.vocab}'")
+        val tokenizer = Tokenizer(vocab, merges, pad, "$where.vocab '${spec.vocab}'", warn)
+        if (tokenizer.startId != spec.startId || tokenizer.endId != spec.endId) {
+            throw TokenizerException(
+                "$where: start/end ids ${spec.startId}/${spec.endId} differ from '${spec.vocab}''s ${tokenizer.startId}/${tokenizer.endId}",
+            )
+        }
+        return tokenizer
     }
 
     companion object {
         const val MANIFEST = "manifest.json"
-        private val TOKENIZER_EXTRAS = listOf("special_tokens_map.json", "tokenizer_config.json")
 
         fun open(
             dir: File,
@@ -50,6 +68,7 @@ class Bundle private constructor(val dir: File, val manifest: Manifest) {
                 }
             val manifest = Manifest.parse(text, manifestFile.path)
             checkClosed(dir, manifest, manifestFile)
+            checkShapes(manifest, manifestFile)
             for ((name, expected) in manifest.files) checkFile(File(dir, name), expected, verify)
             return Bundle(dir, manifest)
         }
@@ -72,14 +91,35 @@ class Bundle private constructor(val dir: File, val manifest: Manifest) {
             used += "tokenizer/merges" to manifest.tokenizer.merges
             for (name in manifest.files.keys) checkInside(root, "files/$name", name, manifestFile)
             for ((field, path) in used) checkInside(root, field, path, manifestFile)
-            val tokenizerFolder = manifest.tokenizer.vocab.substringBeforeLast('/', "")
-            for (extra in TOKENIZER_EXTRAS) {
-                val path = if (tokenizerFolder.isEmpty()) extra else "$tokenizerFolder/$extra"
-                if (File(dir, path).exists()) used += "tokenizer ($extra)" to path
-            }
             for ((field, path) in used) {
                 if (path !in manifest.files) throw BundleException("$manifestFile: $field '$path' is not listed in files")
             }
+        }
+
+        /** The image is the latent times one integer factor; UNet and decoder inputs are [batch, c, h, w]. */
+        private fun checkShapes(
+            manifest: Manifest,
+            manifestFile: File,
+        ) {
+            val image = manifest.image
+            val latent = manifest.latent
+            val factor = image.height / latent.height
+            if (factor < 1 || image.height != factor * latent.height || image.width != factor * latent.width) {
+                throw BundleException(
+                    "$manifestFile: image ${image.height}x${image.width} is not latent ${latent.height}x${latent.width} times one integer factor",
+                )
+            }
+            val expected = listOf(latent.channels, latent.height, latent.width)
+            for (name in listOf("unet", "decoder")) {
+                val shape = manifest.component(name).inputs[0].shape
+                if (shape.size != 4 || shape.drop(1) != expected) {
+                    throw BundleException(
+                        "$manifestFile: components.$name.inputs[0].shape $shape is not [batch, ${expected.joinToString()}] (latent)",
+                    )
+                }
+            }
+            val text = manifest.component("text_encoder").outputs[0].shape
+            if (text.size != 3) throw BundleException("$manifestFile: components.text_encoder.outputs[0].shape $text is not 3-D")
         }
 
         private fun checkInside(

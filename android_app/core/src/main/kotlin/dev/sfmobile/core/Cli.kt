@@ -122,7 +122,9 @@ object Cli {
         val headerLength = header.length + 1
         val padding = 64 - ((8 + 2 + headerLength) % 64)
         val bytes = ByteBuffer.allocate(10 + headerLength + padding + 4 * tensor.data.size).order(ByteOrder.LITTLE_ENDIAN)
-        bytes.put(byteArrayOf(0x93.toByte(), 'N'.code.toByte(), 'U'.code.toByte(), 'M'.code.toByte(), 'P'.code.toByte(), 'Y'.code.toByte(), 1, 0))
+        bytes.put(
+            byteArrayOf(0x93.toByte(), 'N'.code.toByte(), 'U'.code.toByte(), 'M'.code.toByte(), 'P'.code.toByte(), 'Y'.code.toByte(), 1, 0),
+        )
         bytes.putShort((headerLength + padding).toShort())
         bytes.put((header + " ".repeat(padding) + "\n").toByteArray(Charsets.US_ASCII))
         tensor.data.forEach { bytes.putFloat(it) }

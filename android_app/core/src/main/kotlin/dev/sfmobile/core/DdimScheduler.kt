@@ -26,6 +26,7 @@ data class SchedulerConfig(
         ) {
             if (!ok) throw ConfigException("SchedulerConfig.$name = $value must be $rule")
         }
+
         fun oneOf(
             name: String,
             value: String,
@@ -53,7 +54,9 @@ data class SchedulerConfig(
  * following docs/scheduler.md operation by operation in float32 (the JVM never contracts a*b + c
  * into an FMA, and sqrt(Float) is correctly rounded), so trajectories match Python bit for bit.
  */
-class DdimScheduler(val config: SchedulerConfig = SchedulerConfig()) {
+class DdimScheduler(
+    val config: SchedulerConfig = SchedulerConfig(),
+) {
     /** alpha_bar_t, t = 0 until T, float32. */
     val alphasCumprod: FloatArray = alphasCumprod(config)
     val finalAlphaCumprod: Float = if (config.setAlphaToOne) 1f else alphasCumprod[0]
@@ -64,16 +67,27 @@ class DdimScheduler(val config: SchedulerConfig = SchedulerConfig()) {
         val t = config.numTrainTimesteps
         val values =
             when (config.timestepSpacing) {
-                "leading" -> IntArray(n) { i -> (n - 1 - i) * (t / n) + config.stepsOffset }
+                "leading" -> {
+                    IntArray(n) { i -> (n - 1 - i) * (t / n) + config.stepsOffset }
+                }
+
                 "trailing" -> {
                     val first = t.toDouble()
                     val second = t - t.toDouble() / n
                     val delta = second - first
                     IntArray(n) { i ->
-                        val point = if (i == 0) first else if (i == 1) second else first + i * delta
+                        val point =
+                            if (i == 0) {
+                                first
+                            } else if (i == 1) {
+                                second
+                            } else {
+                                first + i * delta
+                            }
                         Math.rint(point).toInt() - 1
                     }
                 }
+
                 else -> {
                     val step = if (n > 1) (t - 1).toDouble() / (n - 1) else 0.0
                     val points = DoubleArray(n) { i -> i * step }

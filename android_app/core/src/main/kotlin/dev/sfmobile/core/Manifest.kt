@@ -5,10 +5,18 @@ import com.google.gson.JsonParseException
 import com.google.gson.JsonParser
 
 /** (De)quantization of an int8/uint8 tensor: real = scale * (q - zeroPoint). */
-data class Quantization(val scale: Double, val zeroPoint: Long)
+data class Quantization(
+    val scale: Double,
+    val zeroPoint: Long,
+)
 
 /** One model input or output: name, static shape, dtype (float32, float16, int32, int64, int8, uint8). */
-data class TensorSpec(val name: String, val shape: List<Int>, val dtype: String, val quantization: Quantization? = null)
+data class TensorSpec(
+    val name: String,
+    val shape: List<Int>,
+    val dtype: String,
+    val quantization: Quantization? = null,
+)
 
 /** One exported model: its files (model file first, then external data) and its tensors. */
 data class ComponentSpec(
@@ -22,22 +30,50 @@ data class ComponentSpec(
 }
 
 /** The exported image size in pixels. */
-data class ImageSpec(val height: Int, val width: Int)
+data class ImageSpec(
+    val height: Int,
+    val width: Int,
+)
 
 /** Latent channels and size; latents are divided by scalingFactor before the decoder. */
-data class LatentSpec(val channels: Int, val height: Int, val width: Int, val scalingFactor: Double)
+data class LatentSpec(
+    val channels: Int,
+    val height: Int,
+    val width: Int,
+    val scalingFactor: Double,
+)
 
 /** Paths (relative to the bundle folder) of the CLIP files, and the special ids. */
-data class TokenizerSpec(val vocab: String, val merges: String, val maxLength: Int, val startId: Int, val endId: Int, val padId: Int)
+data class TokenizerSpec(
+    val vocab: String,
+    val merges: String,
+    val maxLength: Int,
+    val startId: Int,
+    val endId: Int,
+    val padId: Int,
+)
 
 /** cfgBatch: the UNet's static batch (2 = [uncond, cond] in one call, 1 = two calls); input: the UNet takes guidance. */
-data class GuidanceSpec(val cfgBatch: Int, val input: Boolean)
+data class GuidanceSpec(
+    val cfgBatch: Int,
+    val input: Boolean,
+)
 
 /** Who wrote the bundle and how: the recipe's format, precision and quantization. */
-data class CreatedBy(val sfmobileVersion: String, val source: String, val sourceSha256: String, val format: String, val precision: String, val quantization: String?)
+data class CreatedBy(
+    val sfmobileVersion: String,
+    val source: String,
+    val sourceSha256: String,
+    val format: String,
+    val precision: String,
+    val quantization: String?,
+)
 
 /** One file of the bundle: its sha256 (lowercase hex) and size. */
-data class FileEntry(val sha256: String, val bytes: Long)
+data class FileEntry(
+    val sha256: String,
+    val bytes: Long,
+)
 
 /**
  * manifest.json, checked against export/manifest.schema.json rule for rule (what Python's
@@ -82,7 +118,19 @@ class Manifest(
         }
 
         private fun read(root: JsonFields): Manifest {
-            val top = listOf("format", "format_version", "components", "scheduler", "image", "latent", "tokenizer", "guidance", "created_by", "files")
+            val top =
+                listOf(
+                    "format",
+                    "format_version",
+                    "components",
+                    "scheduler",
+                    "image",
+                    "latent",
+                    "tokenizer",
+                    "guidance",
+                    "created_by",
+                    "files",
+                )
             root.keys(top)
             root.enum("format", listOf(FORMAT))
             root.intEnum("format_version", listOf(FORMAT_VERSION))
@@ -111,6 +159,7 @@ class Manifest(
             c.keys(listOf("format", "precision", "files", "inputs", "outputs"))
             val files = c.array("files").mapIndexed { i, f -> c.stringOf(f, c.at("files/$i")) }
             if (files.isEmpty()) c.refuse("files", "[] should be non-empty")
+
             fun tensors(name: String): List<TensorSpec> {
                 val array = c.array(name)
                 if (array.isEmpty) c.refuse(name, "[] should be non-empty")
@@ -142,24 +191,49 @@ class Manifest(
         private fun scheduler(s: JsonFields): SchedulerConfig {
             val names =
                 listOf(
-                    "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "timestep_spacing",
-                    "steps_offset", "set_alpha_to_one", "clip_sample", "clip_sample_range", "default_steps", "default_guidance",
+                    "num_train_timesteps",
+                    "beta_start",
+                    "beta_end",
+                    "beta_schedule",
+                    "prediction_type",
+                    "timestep_spacing",
+                    "steps_offset",
+                    "set_alpha_to_one",
+                    "clip_sample",
+                    "clip_sample_range",
+                    "default_steps",
+                    "default_guidance",
                 )
             s.keys(names)
             val values =
                 listOf(
-                    s.int("num_train_timesteps", 1), s.number("beta_start"), s.number("beta_end"),
+                    s.int("num_train_timesteps", 1),
+                    s.number("beta_start"),
+                    s.number("beta_end"),
                     s.enum("beta_schedule", listOf("scaled_linear", "linear", "squaredcos_cap_v2")),
                     s.enum("prediction_type", listOf("epsilon", "v_prediction")),
                     s.enum("timestep_spacing", listOf("leading", "trailing", "linspace")),
-                    s.int("steps_offset", 0), s.bool("set_alpha_to_one"), s.bool("clip_sample"),
-                    s.number("clip_sample_range"), s.int("default_steps", 1), s.number("default_guidance"),
+                    s.int("steps_offset", 0),
+                    s.bool("set_alpha_to_one"),
+                    s.bool("clip_sample"),
+                    s.number("clip_sample_range"),
+                    s.int("default_steps", 1),
+                    s.number("default_guidance"),
                 )
             return try {
                 SchedulerConfig(
-                    values[0] as Int, values[1] as Double, values[2] as Double, values[3] as String, values[4] as String,
-                    values[5] as String, values[6] as Int, values[7] as Boolean, values[8] as Boolean, values[9] as Double,
-                    values[10] as Int, values[11] as Double,
+                    values[0] as Int,
+                    values[1] as Double,
+                    values[2] as Double,
+                    values[3] as String,
+                    values[4] as String,
+                    values[5] as String,
+                    values[6] as Int,
+                    values[7] as Boolean,
+                    values[8] as Boolean,
+                    values[9] as Double,
+                    values[10] as Int,
+                    values[11] as Double,
                 )
             } catch (error: ConfigException) {
                 s.refuse("", error.message ?: "invalid")
@@ -168,7 +242,12 @@ class Manifest(
 
         private fun latent(l: JsonFields): LatentSpec {
             l.keys(listOf("channels", "height", "width", "scaling_factor"))
-            return LatentSpec(l.int("channels", 1), l.int("height", 1), l.int("width", 1), l.number("scaling_factor", exclusiveMinimum = 0.0))
+            return LatentSpec(
+                l.int("channels", 1),
+                l.int("height", 1),
+                l.int("width", 1),
+                l.number("scaling_factor", exclusiveMinimum = 0.0),
+            )
         }
 
         private fun tokenizer(t: JsonFields): TokenizerSpec {
@@ -182,7 +261,15 @@ class Manifest(
             val sha = c.string("source_sha256")
             if (!SHA256.matches(sha)) c.refuse("source_sha256", "'$sha' does not match '^[0-9a-f]{64}$'")
             val recipe = c.obj("recipe").keys(listOf("format", "precision"), closed = false)
-            val quantization = if (recipe.has("quantization")) recipe.enum("quantization", listOf("dynamic", "static"), nullable = true) else null
+            val quantization =
+                if (recipe.has(
+                        "quantization",
+                    )
+                ) {
+                    recipe.enum("quantization", listOf("dynamic", "static"), nullable = true)
+                } else {
+                    null
+                }
             if (recipe.has("calibration") && !recipe.element("calibration").isJsonNull) {
                 val calibration = recipe.obj("calibration").keys(listOf("prompts", "seed", "steps"), closed = false)
                 calibration.integer("prompts", 1)
@@ -191,8 +278,12 @@ class Manifest(
                 if (calibration.has("guidance")) calibration.number("guidance")
             }
             return CreatedBy(
-                c.string("sfmobile_version"), c.string("source"), sha,
-                recipe.enum("format", FORMATS)!!, recipe.enum("precision", listOf("fp32", "fp16", "int8"))!!, quantization,
+                c.string("sfmobile_version"),
+                c.string("source"),
+                sha,
+                recipe.enum("format", FORMATS)!!,
+                recipe.enum("precision", listOf("fp32", "fp16", "int8"))!!,
+                quantization,
             )
         }
 

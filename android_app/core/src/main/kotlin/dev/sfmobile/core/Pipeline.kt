@@ -27,7 +27,12 @@ class Timings {
 }
 
 /** The image as 8-bit RGB, row-major, `height * width * 3` bytes (read them as unsigned). */
-class Generation(val width: Int, val height: Int, val rgb: ByteArray, val timings: Timings)
+class Generation(
+    val width: Int,
+    val height: Int,
+    val rgb: ByteArray,
+    val timings: Timings,
+)
 
 /**
  * The reference runtime's loop (sfmobile/pipeline.py), step for step: tokenize -> encode ->
@@ -81,7 +86,8 @@ class Pipeline(
 
         val scale = latent.scalingFactor.toFloat()
         val scaled = FloatArray(latents.size) { latents[it] / scale }
-        val decoded = checked("decoder", engine.decode(FloatTensor(intArrayOf(1, latent.channels, latent.height, latent.width), scaled)), null)
+        val decoded =
+            checked("decoder", engine.decode(FloatTensor(intArrayOf(1, latent.channels, latent.height, latent.width), scaled)), null)
         timings.decoderMs = watch.lap()
         val image = manifest.image
         expectShape("decoder", decoded, intArrayOf(1, 3, image.height, image.width))
@@ -103,6 +109,7 @@ class Pipeline(
         val shape = intArrayOf(1, latent.channels, latent.height, latent.width)
         val timestep = t.toFloat()
         val watch = Stopwatch()
+
         fun call(
             rows: Int,
             input: FloatArray,
@@ -157,7 +164,12 @@ class Pipeline(
     }
 
     private fun concat(rows: List<FloatTensor>): FloatTensor {
-        val shape = rows.first().shape.copyOf().also { it[0] = rows.sumOf { row -> row.shape[0] } }
+        val shape =
+            rows
+                .first()
+                .shape
+                .copyOf()
+                .also { it[0] = rows.sumOf { row -> row.shape[0] } }
         val data = FloatArray(rows.sumOf { it.data.size })
         var offset = 0
         for (row in rows) {

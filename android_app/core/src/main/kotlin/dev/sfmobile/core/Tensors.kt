@@ -1,7 +1,10 @@
 package dev.sfmobile.core
 
 /** A float32 tensor: `data` in row-major (C) order, `shape.product() == data.size`. */
-class FloatTensor(val shape: IntArray, val data: FloatArray) {
+class FloatTensor(
+    val shape: IntArray,
+    val data: FloatArray,
+) {
     init {
         checkShape(shape, data.size)
     }
@@ -10,7 +13,10 @@ class FloatTensor(val shape: IntArray, val data: FloatArray) {
 }
 
 /** An int32 tensor (token ids): `data` in row-major (C) order. */
-class IntTensor(val shape: IntArray, val data: IntArray) {
+class IntTensor(
+    val shape: IntArray,
+    val data: IntArray,
+) {
     init {
         checkShape(shape, data.size)
     }

@@ -146,8 +146,10 @@ class Tokenizer(
 
         /** Unicode's White_Space property: 25 code points (not U+001C..U+001F). */
         private val WHITESPACE: Set<Int> =
-            (listOf(0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680) + (0x2000..0x200A) +
-                listOf(0x2028, 0x2029, 0x202F, 0x205F, 0x3000)).toSet()
+            (
+                listOf(0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680) + (0x2000..0x200A) +
+                    listOf(0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+            ).toSet()
 
         /** Read a tokenizer folder (see [TokenizerFiles.read]). */
         fun fromFolder(
@@ -200,16 +202,23 @@ class Tokenizer(
                         words += listOf("<|", special.substring(2, special.length - 2), "|>")
                         end = i + special.length
                     }
+
                     contraction != null -> {
                         words += contraction
                         end = i + contraction.length
                     }
+
                     isLetter(text[i]) -> {
                         while (end < text.size && isLetter(text[end])) end++
                         words += String(text, i, end - i)
                     }
-                    isNumber(text[i]) -> words += String(text, i, 1)
+
+                    isNumber(text[i]) -> {
+                        words += String(text, i, 1)
+                    }
+
                     text[i] in WHITESPACE -> {}
+
                     else -> {
                         while (end < text.size && !isSeparatorClass(text[end])) end++
                         words += String(text, i, end - i)
@@ -230,7 +239,7 @@ class Tokenizer(
                 else -> false
             }
 
-        /** The special token spelled exactly at text[i..] (both are ASCII, so one code point per char). */
+        /** The special token spelled exactly at index i (both are ASCII, so one code point per char). */
         private fun specialTokenAt(
             text: IntArray,
             i: Int,

@@ -37,18 +37,10 @@ object TokenizerFiles {
             if (!File(folder, "vocab.json").exists() && json.exists()) {
                 readTokenizerJson(json)
             } else {
-                readVocab(File(folder, "vocab.json")) to readMerges(readBytes(File(folder, "merges.txt")), File(folder, "merges.txt"))
+                readVocab(File(folder, "vocab.json")) to readMergesFile(File(folder, "merges.txt"))
             }
         return Tokenizer(vocab, merges, readPadToken(folder), folder.path, warn)
     }
-
-    /** Named vocab and merges files (a bundle's manifest), the pad token from `padFolder`. */
-    fun read(
-        vocab: File,
-        merges: File,
-        padFolder: File,
-        warn: (String) -> Unit = {},
-    ): Tokenizer = Tokenizer(readVocab(vocab), readMerges(readBytes(merges), merges), readPadToken(padFolder), vocab.path, warn)
 
     private fun buildShipped(): Tokenizer {
         val stream =
@@ -57,8 +49,9 @@ object TokenizerFiles {
         val raw = stream.use { GZIPInputStream(it).readBytes() }
         val merges = readMerges(raw, File(SHIPPED_MERGES), SHIPPED_MERGE_COUNT)
         val chars = Tokenizer.byteCharsInVocabOrder()
-        val tokens = chars + chars.map { it + Tokenizer.END_OF_WORD } + merges.map { it.first + it.second } +
-            listOf(Tokenizer.START_TOKEN, Tokenizer.END_TOKEN)
+        val tokens =
+            chars + chars.map { it + Tokenizer.END_OF_WORD } + merges.map { it.first + it.second } +
+                listOf(Tokenizer.START_TOKEN, Tokenizer.END_TOKEN)
         val vocab = HashMap<String, Int>(tokens.size * 2)
         tokens.forEachIndexed { id, token -> vocab[token] = id }
         return Tokenizer(vocab, merges, Tokenizer.END_TOKEN, SHIPPED_MERGES)
@@ -77,8 +70,11 @@ object TokenizerFiles {
         path: File,
     ): String =
         try {
-            Charsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                .decode(ByteBuffer.wrap(raw)).toString()
+            Charsets.UTF_8
+                .newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .decode(ByteBuffer.wrap(raw))
+                .toString()
         } catch (error: CharacterCodingException) {
             throw TokenizerException("tokenizer file $path is not readable: not UTF-8 text")
         }
@@ -99,6 +95,9 @@ object TokenizerFiles {
         for ((token, value) in json.entrySet()) vocab[token] = integerOrNull(value)?.takeIf { it >= 0 } ?: throw bad
         return vocab
     }
+
+    /** A merges.txt file (see [readMerges]). */
+    fun readMergesFile(path: File): List<Pair<String, String>> = readMerges(readBytes(path), path)
 
     /** merges.txt: an optional `#version` first line, then `left right` pairs, highest priority first. */
     fun readMerges(
@@ -132,9 +131,20 @@ object TokenizerFiles {
             mergesJson.map { merge ->
                 val parts =
                     when {
-                        merge is JsonPrimitive && merge.isString -> merge.asString.split(" ")
-                        merge.isJsonArray -> merge.asJsonArray.map { (it as? JsonPrimitive)?.takeIf { p -> p.isString }?.asString ?: throw bad }
-                        else -> throw bad
+                        merge is JsonPrimitive && merge.isString -> {
+                            merge.asString.split(" ")
+                        }
+
+                        merge.isJsonArray -> {
+                            merge.asJsonArray.map {
+                                (it as? JsonPrimitive)?.takeIf { p -> p.isString }?.asString
+                                    ?: throw bad
+                            }
+                        }
+
+                        else -> {
+                            throw bad
+                        }
                     }
                 if (parts.size != 2) throw TokenizerException("tokenizer file $path has a malformed vocab or merges")
                 parts[0] to parts[1]
