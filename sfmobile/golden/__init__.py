@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sfmobile.golden.bundle_corpus import write_bundle_corpus
 from sfmobile.golden.noise_vectors import write_noise_vectors
-from sfmobile.golden.scheduler_vectors import write_scheduler_vectors
 from sfmobile.golden.replay_vectors import write_replay_vectors
+from sfmobile.golden.scheduler_vectors import write_scheduler_vectors
 from sfmobile.golden.tokenizer_vectors import write_tokenizer_vectors
 
 WRITERS = {

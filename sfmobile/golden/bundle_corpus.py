@@ -53,10 +53,13 @@ def base_manifest() -> dict[str, Any]:
             ),
             "unet": component(
                 "unet.onnx",
-                [tensor("sample", [2, 4, 8, 8]), tensor("timestep", [2]),
-                 tensor("text_embeddings", [2, 77, 128])],
+                [
+                    tensor("sample", [2, 4, 8, 8]),
+                    tensor("timestep", [2]),
+                    tensor("text_embeddings", [2, 77, 128]),
+                ],
                 [tensor("model_output", [2, 4, 8, 8])],
-            ),  # fmt: skip
+            ),
             "decoder": component(
                 "decoder.onnx", [tensor("latents", [1, 4, 8, 8])], [tensor("image", [1, 3, 64, 64])]
             ),
@@ -64,14 +67,28 @@ def base_manifest() -> dict[str, Any]:
         "scheduler": SchedulerConfig().to_dict(),
         "image": {"height": 64, "width": 64},
         "latent": {"channels": 4, "height": 8, "width": 8, "scaling_factor": 0.18215},
-        "tokenizer": {"vocab": "tokenizer/vocab.json", "merges": "tokenizer/merges.txt",
-                      "max_length": 77, "start_id": 49406, "end_id": 49407, "pad_id": 49407},
+        "tokenizer": {
+            "vocab": "tokenizer/vocab.json",
+            "merges": "tokenizer/merges.txt",
+            "max_length": 77,
+            "start_id": 49406,
+            "end_id": 49407,
+            "pad_id": 49407,
+        },
         "guidance": {"cfg_batch": 2, "input": False},
-        "created_by": {"sfmobile_version": "0.1.0", "source": "corpus", "source_sha256": "0" * 64,
-                       "recipe": {"format": "onnx", "precision": "fp32", "quantization": None,
-                                  "calibration": None}},
+        "created_by": {
+            "sfmobile_version": "0.1.0",
+            "source": "corpus",
+            "source_sha256": "0" * 64,
+            "recipe": {
+                "format": "onnx",
+                "precision": "fp32",
+                "quantization": None,
+                "calibration": None,
+            },
+        },
         "files": files,
-    }  # fmt: skip
+    }
 
 
 def at(path: str) -> tuple[list[str], str]:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-
 GOLDEN_FORMAT = "sfmobile-replay-golden/1"
 IMAGE_SIZE = 64  # the demo model's training size: 8x8 latents keep the recordings small
 # (name, cfg_batch, steps, guidance): CFG as one batch-2 call, as two batch-1 calls, and off.
@@ -46,16 +45,15 @@ class RecordingBackend:
     def save(self, array: np.ndarray, stem: str) -> dict[str, Any]:
         suffix = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32"}[array.dtype]
         file = f"{len(self.calls):02d}-{stem}.{suffix}"
-        (self.out_dir / file).write_bytes(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
+        (self.out_dir / file).write_bytes(array.astype(array.dtype.newbyteorder("<")).tobytes())
         return {"file": file, "shape": list(array.shape)}
 
     def text_rows(self, text: np.ndarray) -> list[int]:
         """Which encode_text outputs, concatenated, the UNet's text input is (checked exactly)."""
-        rows = [i for i in range(len(self.text_outputs))] if len(text) == len(self.text_outputs) else []
-        candidates = [rows] + [[i] for i in range(len(self.text_outputs))]
-        for candidate in candidates:
-            if candidate and np.array_equal(np.concatenate([self.text_outputs[i] for i in candidate]), text):
-                return candidate
+        count = len(self.text_outputs)
+        for rows in ([*range(count)], *([i] for i in range(count))):
+            if np.array_equal(np.concatenate([self.text_outputs[i] for i in rows]), text):
+                return rows
         raise AssertionError("the UNet's text input is not a concatenation of encode_text outputs")
 
     def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
@@ -67,10 +65,17 @@ class RecordingBackend:
         self.text_outputs.append(output)
         return output
 
-    def predict(self, latents: np.ndarray, timestep: float, text: np.ndarray, guidance: float | None = None) -> np.ndarray:
+    def predict(
+        self, latents: np.ndarray, timestep: float, text: np.ndarray, guidance: float | None = None
+    ) -> np.ndarray:
         output = self.backend.predict(latents, timestep, text, guidance).astype(np.float32)
-        call = {"call": "predict", "latents": self.save(latents.astype(np.float32), "latents"),
-                "timestep": timestep, "text_rows": self.text_rows(text), "guidance": guidance}  # fmt: skip
+        call = {
+            "call": "predict",
+            "latents": self.save(latents.astype(np.float32), "latents"),
+            "timestep": timestep,
+            "text_rows": self.text_rows(text),
+            "guidance": guidance,
+        }
         call["output"] = self.save(output, "model-output")
         self.calls.append(call)
         return output
@@ -101,7 +106,9 @@ def export_demo_bundle(folder: Path) -> Path:
     from sfmobile.weights import load_model
 
     model = load_model(None)
-    return export_bundle(model, folder / "bundle", "onnx", "fp32", height=IMAGE_SIZE, width=IMAGE_SIZE, cfg_batch=1)
+    return export_bundle(
+        model, folder / "bundle", "onnx", "fp32", height=IMAGE_SIZE, width=IMAGE_SIZE, cfg_batch=1
+    )
 
 
 def write_replay_vectors(out_dir: Path) -> dict:
@@ -123,21 +130,39 @@ def write_replay_vectors(out_dir: Path) -> dict:
                 old.unlink()
             recorder = RecordingBackend(backend, case_dir)
             pipeline = Pipeline(recorder, cfg_batch=cfg_batch)
-            generation = pipeline.generate(PROMPT, NEGATIVE, steps=steps, guidance_scale=guidance,
-                                           seed=SEED, height=IMAGE_SIZE, width=IMAGE_SIZE)  # fmt: skip
+            generation = pipeline.generate(
+                PROMPT,
+                NEGATIVE,
+                steps=steps,
+                guidance_scale=guidance,
+                seed=SEED,
+                height=IMAGE_SIZE,
+                width=IMAGE_SIZE,
+            )
             pixels = np.asarray(generation.image, dtype=np.uint8)
             (case_dir / "pixels.u8").write_bytes(pixels.tobytes())
-            (case_dir / "manifest.json").write_text(json.dumps(recorded_manifest(manifest, cfg_batch), indent=2) + "\n")
+            (case_dir / "manifest.json").write_text(
+                json.dumps(recorded_manifest(manifest, cfg_batch), indent=2) + "\n"
+            )
             index = {
                 "format": GOLDEN_FORMAT,
-                "request": {"prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": steps,
-                            "guidance": guidance, "seed": str(SEED)},  # fmt: skip
+                "request": {
+                    "prompt": PROMPT,
+                    "negative_prompt": NEGATIVE,
+                    "steps": steps,
+                    "guidance": guidance,
+                    "seed": str(SEED),
+                },
                 "manifest": "manifest.json",
                 "calls": recorder.calls,
                 "pixels": {"file": "pixels.u8", "shape": list(pixels.shape), "layout": "H, W, RGB"},
             }
             (case_dir / "index.json").write_text(json.dumps(index, indent=1) + "\n")
             cases.append(name)
-    summary = {"format": GOLDEN_FORMAT, "model": "the shipped demo model, ONNX fp32, 64x64", "cases": cases}
+    summary = {
+        "format": GOLDEN_FORMAT,
+        "model": "the shipped demo model, ONNX fp32, 64x64",
+        "cases": cases,
+    }
     (out_dir / "index.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
