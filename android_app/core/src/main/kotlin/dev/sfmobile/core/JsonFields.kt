@@ -92,18 +92,22 @@ internal class JsonFields(
         return long
     }
 
-    /** A string from `allowed`, or (for an enum with null) null. */
+    /** A string from `allowed`. */
     fun enum(
         name: String,
         allowed: List<String>,
-        nullable: Boolean = false,
-    ): String? {
+    ): String {
         val value = element(name)
-        if (nullable && value.isJsonNull && has(name)) return null
         val text = (value as? JsonPrimitive)?.takeIf { it.isString }?.asString
-        if (text == null || text !in allowed) fail(at(name), "$value is not one of ${allowed.joinToString(", ", "[", "]") { "'$it'" }}")
+        if (text == null || text !in allowed) refuse(name, "$value is not one of ${allowed.joinToString(", ", "[", "]") { "'$it'" }}")
         return text
     }
+
+    /** A string from `allowed`, or JSON null. */
+    fun enumOrNull(
+        name: String,
+        allowed: List<String>,
+    ): String? = if (element(name).isJsonNull) null else enum(name, allowed)
 
     /** An integer equal to one of `allowed` (2.0 counts as 2; true does not). */
     fun intEnum(

@@ -97,6 +97,21 @@ class Manifest(
         val COMPONENT_NAMES = listOf("text_encoder", "unet", "decoder")
         private val SHA256 = Regex("^[0-9a-f]{64}$")
         private val FORMATS = listOf("onnx", "tflite")
+        private val SCHEDULER_KEYS =
+            listOf(
+                "num_train_timesteps",
+                "beta_start",
+                "beta_end",
+                "beta_schedule",
+                "prediction_type",
+                "timestep_spacing",
+                "steps_offset",
+                "set_alpha_to_one",
+                "clip_sample",
+                "clip_sample_range",
+                "default_steps",
+                "default_guidance",
+            )
         private val DTYPES = listOf("float32", "float16", "int32", "int64", "int8", "uint8")
 
         /** Parse and validate manifest text; `where` (the manifest's path) starts every error. */
@@ -166,8 +181,8 @@ class Manifest(
                 return (0 until array.size()).map { tensor(c.objectAt(name, it)) }
             }
             return ComponentSpec(
-                format = c.enum("format", FORMATS)!!,
-                precision = c.enum("precision", listOf("fp32", "fp16", "int8-dynamic", "int8-static"))!!,
+                format = c.enum("format", FORMATS),
+                precision = c.enum("precision", listOf("fp32", "fp16", "int8-dynamic", "int8-static")),
                 files = files,
                 inputs = tensors("inputs"),
                 outputs = tensors("outputs"),
@@ -185,58 +200,28 @@ class Manifest(
                 } else {
                     null
                 }
-            return TensorSpec(t.string("name"), shape, t.enum("dtype", DTYPES)!!, quantization)
+            return TensorSpec(t.string("name"), shape, t.enum("dtype", DTYPES), quantization)
         }
 
         private fun scheduler(s: JsonFields): SchedulerConfig {
-            val names =
-                listOf(
-                    "num_train_timesteps",
-                    "beta_start",
-                    "beta_end",
-                    "beta_schedule",
-                    "prediction_type",
-                    "timestep_spacing",
-                    "steps_offset",
-                    "set_alpha_to_one",
-                    "clip_sample",
-                    "clip_sample_range",
-                    "default_steps",
-                    "default_guidance",
-                )
-            s.keys(names)
-            val values =
-                listOf(
-                    s.int("num_train_timesteps", 1),
-                    s.number("beta_start"),
-                    s.number("beta_end"),
-                    s.enum("beta_schedule", listOf("scaled_linear", "linear", "squaredcos_cap_v2")),
-                    s.enum("prediction_type", listOf("epsilon", "v_prediction")),
-                    s.enum("timestep_spacing", listOf("leading", "trailing", "linspace")),
-                    s.int("steps_offset", 0),
-                    s.bool("set_alpha_to_one"),
-                    s.bool("clip_sample"),
-                    s.number("clip_sample_range"),
-                    s.int("default_steps", 1),
-                    s.number("default_guidance"),
-                )
+            s.keys(SCHEDULER_KEYS)
             return try {
                 SchedulerConfig(
-                    values[0] as Int,
-                    values[1] as Double,
-                    values[2] as Double,
-                    values[3] as String,
-                    values[4] as String,
-                    values[5] as String,
-                    values[6] as Int,
-                    values[7] as Boolean,
-                    values[8] as Boolean,
-                    values[9] as Double,
-                    values[10] as Int,
-                    values[11] as Double,
+                    numTrainTimesteps = s.int("num_train_timesteps", 1),
+                    betaStart = s.number("beta_start"),
+                    betaEnd = s.number("beta_end"),
+                    betaSchedule = s.enum("beta_schedule", listOf("scaled_linear", "linear", "squaredcos_cap_v2")),
+                    predictionType = s.enum("prediction_type", listOf("epsilon", "v_prediction")),
+                    timestepSpacing = s.enum("timestep_spacing", listOf("leading", "trailing", "linspace")),
+                    stepsOffset = s.int("steps_offset", 0),
+                    setAlphaToOne = s.bool("set_alpha_to_one"),
+                    clipSample = s.bool("clip_sample"),
+                    clipSampleRange = s.number("clip_sample_range"),
+                    defaultSteps = s.int("default_steps", 1),
+                    defaultGuidance = s.number("default_guidance"),
                 )
             } catch (error: ConfigException) {
-                s.refuse("", error.message ?: "invalid")
+                s.refuse("", error.message ?: "invalid") // a value the schema allows but the scheduler cannot use
             }
         }
 
@@ -261,15 +246,7 @@ class Manifest(
             val sha = c.string("source_sha256")
             if (!SHA256.matches(sha)) c.refuse("source_sha256", "'$sha' does not match '^[0-9a-f]{64}$'")
             val recipe = c.obj("recipe").keys(listOf("format", "precision"), closed = false)
-            val quantization =
-                if (recipe.has(
-                        "quantization",
-                    )
-                ) {
-                    recipe.enum("quantization", listOf("dynamic", "static"), nullable = true)
-                } else {
-                    null
-                }
+            val quantization = recipe.enumOrNull("quantization", listOf("dynamic", "static")) // absent = null
             if (recipe.has("calibration") && !recipe.element("calibration").isJsonNull) {
                 val calibration = recipe.obj("calibration").keys(listOf("prompts", "seed", "steps"), closed = false)
                 calibration.integer("prompts", 1)
@@ -281,8 +258,8 @@ class Manifest(
                 c.string("sfmobile_version"),
                 c.string("source"),
                 sha,
-                recipe.enum("format", FORMATS)!!,
-                recipe.enum("precision", listOf("fp32", "fp16", "int8"))!!,
+                recipe.enum("format", FORMATS),
+                recipe.enum("precision", listOf("fp32", "fp16", "int8")),
                 quantization,
             )
         }

@@ -15,11 +15,17 @@ data class GenerationRequest(
 /** Milliseconds spent in each stage of one generation; unetMs has one entry per UNet call. */
 class Timings {
     var tokenizeMs: Double = 0.0
+        internal set
     var textEncoderMs: Double = 0.0
-    val unetMs: MutableList<Double> = ArrayList()
+        internal set
+    internal val unetCalls: MutableList<Double> = ArrayList()
+    val unetMs: List<Double> get() = unetCalls
     var schedulerMs: Double = 0.0
+        internal set
     var decoderMs: Double = 0.0
+        internal set
     var totalMs: Double = 0.0
+        internal set
 
     override fun toString(): String =
         "tokenize %.1f ms, text encoder %.1f ms, unet %.1f ms (%d calls), scheduler %.1f ms, decoder %.1f ms, total %.1f ms"
@@ -70,7 +76,14 @@ class Pipeline(
         val prompts = if (useCfg) listOf(request.negativePrompt, request.prompt) else listOf(request.prompt)
         val ids = prompts.map { tokenizer.encode(it) }
         timings.tokenizeMs = watch.lap()
-        val rows = ids.map { checked("text_encoder", engine.encodeText(IntTensor(intArrayOf(1, Tokenizer.MAX_LENGTH), it)), null) }
+        val rows =
+            ids.map {
+                val row = engine.encodeText(IntTensor(intArrayOf(1, Tokenizer.MAX_LENGTH), it))
+                if (row.shape.size != 3 || row.shape[0] != 1 || row.shape[1] != Tokenizer.MAX_LENGTH) {
+                    throw EngineException("text_encoder returned shape ${row.shape.contentToString()}, expected [1, 77, D]")
+                }
+                checked("text_encoder", row, null)
+            }
         val text = concat(rows)
         timings.textEncoderMs = watch.lap()
 
@@ -118,7 +131,7 @@ class Pipeline(
         ): FloatArray {
             val batchShape = shape.copyOf().also { it[0] = rows }
             val output = engine.predict(FloatTensor(batchShape, input), timestep, embeddings, guidance)
-            timings.unetMs += watch.lap()
+            timings.unetCalls += watch.lap()
             expectShape("unet", output, batchShape)
             return checked("unet", output, step).data
         }
