@@ -12,14 +12,16 @@ data class GenerationRequest(
     val seed: Long,
 )
 
-/** Milliseconds spent in each stage of one generation; unetMs has one entry per UNet call. */
+/**
+ * Milliseconds spent in each stage of one generation (Python's Timings, in ms); unetMs has one
+ * entry per UNet call. Written by the Pipeline (and by tests in this module), read by callers.
+ */
 class Timings {
     var tokenizeMs: Double = 0.0
         internal set
     var textEncoderMs: Double = 0.0
         internal set
-    internal val unetCalls: MutableList<Double> = ArrayList()
-    val unetMs: List<Double> get() = unetCalls
+    val unetMs: MutableList<Double> = ArrayList()
     var schedulerMs: Double = 0.0
         internal set
     var decoderMs: Double = 0.0
@@ -131,7 +133,7 @@ class Pipeline(
         ): FloatArray {
             val batchShape = shape.copyOf().also { it[0] = rows }
             val output = engine.predict(FloatTensor(batchShape, input), timestep, embeddings, guidance)
-            timings.unetCalls += watch.lap()
+            timings.unetMs += watch.lap()
             expectShape("unet", output, batchShape)
             return checked("unet", output, step).data
         }
