@@ -4,7 +4,8 @@ torch.randn and numpy's generators are not specified closely enough to re-implem
 so the same seed would give different images in Python and on Android. This module fixes the
 whole path instead: Philox4x32-10 (Salmon et al. 2011) gives uint32 words, Box-Muller in float64
 turns them into normals, one rounding to float32 at the end. docs/noise.md is the spec that
-android_app/core Noise.kt follows; tests/golden/noise/ holds the vectors that hold both to it.
+the Kotlin core's Noise.kt (android_app/core/) follows; tests/golden/noise/ holds the vectors
+that hold both to it, bit for bit.
 """
 
 import math

@@ -1,8 +1,9 @@
 """DDIM (eta = 0) for epsilon and v-prediction: the one sampler of sfmobile, plus training helpers.
 
 Reproduces diffusers' DDIMScheduler to float32 rounding, so a diffusers user sees the same
-trajectories, and is written as plain arithmetic so android_app/core DdimScheduler.kt can follow
-it line by line. docs/scheduler.md is the spec (formulas, timestep rules, dtypes).
+trajectories, and is written as plain arithmetic so the Kotlin core's DdimScheduler.kt
+(android_app/core/) follows it line by line; the scheduler golden vectors hold both to it.
+docs/scheduler.md is the spec (formulas, timestep rules, dtypes).
 
 Arrays: every formula takes numpy arrays (the runtime) or torch tensors (training) and is written
 once, with + - * / and one `_sqrt`; the coefficient table is gathered in the sample's type.

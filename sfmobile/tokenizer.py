@@ -2,8 +2,9 @@
 
 The reference is transformers' `CLIPTokenizer` (5.x, the `tokenizers`-backed class diffusers
 uses); the ids match it except on the rare edges listed in docs/tokenizer.md, the spec this file
-and `android_app/core/Tokenizer.kt` both follow step for step. Hence no `regex` module: the word
-pattern is a plain scanner over Unicode categories.
+and the Kotlin core's `Tokenizer.kt` (android_app/core/) both follow step for step; the
+tokenizer golden cases and tests/test_sfcore.py hold the two to the same ids. Hence no `regex`
+module: the word pattern is a plain scanner over Unicode categories.
 
 encode(text):
   1. split the raw text on exact occurrences of `<|startoftext|>` / `<|endoftext|>` (these become

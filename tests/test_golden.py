@@ -27,7 +27,24 @@ def test_committed_golden_vectors_match_regeneration(tmp_path):
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == committed
     for name in committed:
-        assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+        fresh, kept = (tmp_path / name).read_bytes(), (GOLDEN / name).read_bytes()
+        if name.parts[0] == "replay" and name.suffix in (".f32", ".u8"):
+            assert_replay_file_close(name, fresh, kept)
+        else:
+            assert fresh == kept, name
+
+
+def assert_replay_file_close(name: Path, fresh: bytes, kept: bytes) -> None:
+    """Replay recordings hold ONNX Runtime's floats, which may differ in the last bits from one
+    CPU to the next (AVX2 vs AVX-512 kernels): stale means more than rounding apart."""
+    if name.suffix == ".u8":
+        diff = np.abs(np.frombuffer(fresh, np.uint8).astype(int) - np.frombuffer(kept, np.uint8))
+        assert diff.max() <= 1, name
+    else:
+        np.testing.assert_allclose(
+            np.frombuffer(fresh, "<f4"), np.frombuffer(kept, "<f4"), rtol=1e-4, atol=1e-5,
+            err_msg=str(name),
+        )  # fmt: skip
 
 
 SCHEDULER_INDEX = json.loads((GOLDEN / "scheduler" / "index.json").read_text())

@@ -14,7 +14,8 @@ from sfmobile.errors import InputError
 def golden(
     out: Annotated[Path, typer.Option(help="Folder (tests/golden in the repository).")],
 ) -> None:
-    """Write noise, tokenizer and scheduler golden vectors into sub-folders of OUT."""
+    """Write the cross-language files (noise, tokenizer, scheduler vectors, the bundle corpus and
+    replay recordings of the demo model) into sub-folders of OUT; about a minute."""
     from sfmobile.golden import write_all
 
     if out.exists() and not out.is_dir():

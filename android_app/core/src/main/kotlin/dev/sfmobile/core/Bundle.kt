@@ -1,0 +1,176 @@
+package dev.sfmobile.core
+
+import java.io.File
+import java.io.IOException
+import java.security.MessageDigest
+
+/** How much of each file [Bundle.open] checks: sizes and sha256, or sizes only (a fast start). */
+enum class Verification { SHA256, SIZES }
+
+/**
+ * An exported bundle folder (export/README.md): manifest.json plus model and tokenizer files,
+ * checked on open as sfmobile/bundle.py's read_bundle checks it.
+ *
+ * The bundle is closed: every path in the manifest is relative, normalised (no `.`, `..` or
+ * empty segment, no backslash) and resolves, symlinks included, inside the bundle folder; every
+ * file a component or the tokenizer uses is listed in `files`; every listed file exists with
+ * the listed size and (with [Verification.SHA256]) sha256.
+ */
+class Bundle private constructor(
+    val dir: File,
+    val manifest: Manifest,
+) {
+    /** The model file of a component (`text_encoder`, `unet`, `decoder`). */
+    fun componentFile(name: String): File {
+        val spec = manifest.components[name] ?: throw BundleException("$dir: no component '$name' in the manifest")
+        return File(dir, spec.files.first())
+    }
+
+    /** Every file the manifest lists, in bytes (what loading the bundle costs on disk). */
+    fun totalBytes(): Long = manifest.files.values.sumOf { it.bytes }
+
+    /**
+     * The bundle's tokenizer from exactly the manifest's vocab and merges files; the pad token is
+     * the one with the manifest's pad_id, and the start/end ids must be the manifest's.
+     */
+    fun tokenizer(warn: (String) -> Unit = {}): Tokenizer {
+        val spec = manifest.tokenizer
+        val where = "${File(dir, MANIFEST)}: tokenizer"
+        val vocabFile = File(dir, spec.vocab)
+        val vocab = TokenizerFiles.readVocab(vocabFile)
+        val merges = TokenizerFiles.readMergesFile(File(dir, spec.merges))
+        val pad =
+            vocab.entries.firstOrNull { it.value == spec.padId }?.key
+                ?: throw TokenizerException("$where.pad_id ${spec.padId} is not in '${spec.vocab}'")
+        val tokenizer = Tokenizer(vocab, merges, pad, "$where.vocab '${spec.vocab}'", warn)
+        if (tokenizer.startId != spec.startId || tokenizer.endId != spec.endId) {
+            throw TokenizerException(
+                "$where: start/end ids ${spec.startId}/${spec.endId} differ from '${spec.vocab}''s ${tokenizer.startId}/${tokenizer.endId}",
+            )
+        }
+        return tokenizer
+    }
+
+    companion object {
+        const val MANIFEST = "manifest.json"
+
+        fun open(
+            dir: File,
+            verify: Verification = Verification.SHA256,
+        ): Bundle {
+            val manifestFile = File(dir, MANIFEST)
+            if (!manifestFile.isFile) throw BundleException("$dir: not a bundle (no $MANIFEST)")
+            val text =
+                try {
+                    manifestFile.readText()
+                } catch (error: IOException) {
+                    throw BundleException("$manifestFile: not readable (${error.message})")
+                }
+            val manifest = Manifest.parse(text, manifestFile.path)
+            checkClosed(dir, manifest, manifestFile)
+            checkShapes(manifest, manifestFile)
+            for ((name, expected) in manifest.files) checkFile(File(dir, name), expected, verify)
+            return Bundle(dir, manifest)
+        }
+
+        /** Every manifest path inside the folder, and every file a runtime reads listed in `files`. */
+        private fun checkClosed(
+            dir: File,
+            manifest: Manifest,
+            manifestFile: File,
+        ) {
+            val root =
+                try {
+                    dir.canonicalFile
+                } catch (error: IOException) {
+                    throw BundleException("$dir: cannot resolve the bundle folder (${error.message})")
+                }
+            val used = ArrayList<Pair<String, String>>() // (manifest field, path)
+            for ((name, spec) in manifest.components) spec.files.forEachIndexed { i, f -> used += "components/$name/files/$i" to f }
+            used += "tokenizer/vocab" to manifest.tokenizer.vocab
+            used += "tokenizer/merges" to manifest.tokenizer.merges
+            for (name in manifest.files.keys) checkInside(root, "files/$name", name, manifestFile)
+            for ((field, path) in used) checkInside(root, field, path, manifestFile)
+            for ((field, path) in used) {
+                if (path !in manifest.files) throw BundleException("$manifestFile: $field '$path' is not listed in files")
+            }
+        }
+
+        /** The image is the latent times one integer factor; UNet and decoder inputs are [batch, c, h, w]. */
+        private fun checkShapes(
+            manifest: Manifest,
+            manifestFile: File,
+        ) {
+            val image = manifest.image
+            val latent = manifest.latent
+            val factor = image.height / latent.height
+            if (factor < 1 || image.height != factor * latent.height || image.width != factor * latent.width) {
+                throw BundleException(
+                    "$manifestFile: image ${image.height}x${image.width} is not latent ${latent.height}x${latent.width} times one integer factor",
+                )
+            }
+            val expected = listOf(latent.channels, latent.height, latent.width)
+            for (name in listOf("unet", "decoder")) {
+                val shape = manifest.component(name).inputs[0].shape
+                if (shape.size != 4 || shape.drop(1) != expected) {
+                    throw BundleException(
+                        "$manifestFile: components.$name.inputs[0].shape $shape is not [batch, ${expected.joinToString()}] (latent)",
+                    )
+                }
+            }
+            val text = manifest.component("text_encoder").outputs[0].shape
+            if (text.size != 3) throw BundleException("$manifestFile: components.text_encoder.outputs[0].shape $text is not 3-D")
+        }
+
+        private fun checkInside(
+            root: File,
+            field: String,
+            path: String,
+            manifestFile: File,
+        ) {
+            val segments = path.split('/')
+            val normalised =
+                path.isNotEmpty() && !path.startsWith("/") && '\\' !in path && ':' !in segments.first() &&
+                    segments.none { it.isEmpty() || it == "." || it == ".." }
+            if (!normalised) {
+                throw BundleException("$manifestFile: $field '$path' is not a normalised relative path inside the bundle")
+            }
+            val resolved =
+                try {
+                    File(root, path).canonicalFile
+                } catch (error: IOException) {
+                    throw BundleException("$manifestFile: $field '$path' cannot be resolved (${error.message})")
+                }
+            if (!resolved.path.startsWith(root.path + File.separator)) {
+                throw BundleException("$manifestFile: $field '$path' resolves outside the bundle folder (to $resolved)")
+            }
+        }
+
+        private fun checkFile(
+            file: File,
+            expected: FileEntry,
+            verify: Verification,
+        ) {
+            if (!file.isFile) throw BundleException("$file: missing from the bundle")
+            val size = file.length()
+            if (size != expected.bytes) throw BundleException("$file: size $size bytes, manifest says ${expected.bytes}")
+            if (verify == Verification.SHA256 && sha256Of(file) != expected.sha256) {
+                throw BundleException("$file: sha256 does not match the manifest (file changed)")
+            }
+        }
+
+        /** Lowercase hex sha256 of a file, read in 1 MiB chunks. */
+        fun sha256Of(file: File): String {
+            val digest = MessageDigest.getInstance("SHA-256")
+            file.inputStream().use { stream ->
+                val buffer = ByteArray(1 shl 20)
+                while (true) {
+                    val read = stream.read(buffer)
+                    if (read < 0) break
+                    digest.update(buffer, 0, read)
+                }
+            }
+            return digest.digest().joinToString("") { "%02x".format(it) }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+package dev.sfmobile.core
+
+import com.google.gson.JsonObject
+import com.google.gson.JsonParseException
+import com.google.gson.JsonParser
+
+/** (De)quantization of an int8/uint8 tensor: real = scale * (q - zeroPoint). */
+data class Quantization(
+    val scale: Double,
+    val zeroPoint: Long,
+)
+
+/** One model input or output: name, static shape, dtype (float32, float16, int32, int64, int8, uint8). */
+data class TensorSpec(
+    val name: String,
+    val shape: List<Int>,
+    val dtype: String,
+    val quantization: Quantization? = null,
+)
+
+/** One exported model: its files (model file first, then external data) and its tensors. */
+data class ComponentSpec(
+    val format: String,
+    val precision: String,
+    val files: List<String>,
+    val inputs: List<TensorSpec>,
+    val outputs: List<TensorSpec>,
+) {
+    fun input(name: String): TensorSpec? = inputs.firstOrNull { it.name == name }
+}
+
+/** The exported image size in pixels. */
+data class ImageSpec(
+    val height: Int,
+    val width: Int,
+)
+
+/** Latent channels and size; latents are divided by scalingFactor before the decoder. */
+data class LatentSpec(
+    val channels: Int,
+    val height: Int,
+    val width: Int,
+    val scalingFactor: Double,
+)
+
+/** Paths (relative to the bundle folder) of the CLIP files, and the special ids. */
+data class TokenizerSpec(
+    val vocab: String,
+    val merges: String,
+    val maxLength: Int,
+    val startId: Int,
+    val endId: Int,
+    val padId: Int,
+)
+
+/** cfgBatch: the UNet's static batch (2 = [uncond, cond] in one call, 1 = two calls); input: the UNet takes guidance. */
+data class GuidanceSpec(
+    val cfgBatch: Int,
+    val input: Boolean,
+)
+
+/** Who wrote the bundle and how: the recipe's format, precision and quantization. */
+data class CreatedBy(
+    val sfmobileVersion: String,
+    val source: String,
+    val sourceSha256: String,
+    val format: String,
+    val precision: String,
+    val quantization: String?,
+)
+
+/** One file of the bundle: its sha256 (lowercase hex) and size. */
+data class FileEntry(
+    val sha256: String,
+    val bytes: Long,
+)
+
+/**
+ * manifest.json, checked against export/manifest.schema.json rule for rule (what Python's
+ * jsonschema refuses, this refuses, naming the field). See export/README.md for the meaning.
+ */
+class Manifest(
+    val components: Map<String, ComponentSpec>,
+    val scheduler: SchedulerConfig,
+    val image: ImageSpec,
+    val latent: LatentSpec,
+    val tokenizer: TokenizerSpec,
+    val guidance: GuidanceSpec,
+    val createdBy: CreatedBy,
+    val files: Map<String, FileEntry>,
+) {
+    fun component(name: String): ComponentSpec = components.getValue(name)
+
+    companion object {
+        const val FORMAT = "sfmobile-bundle"
+        const val FORMAT_VERSION = 1L
+        val COMPONENT_NAMES = listOf("text_encoder", "unet", "decoder")
+        private val SHA256 = Regex("^[0-9a-f]{64}$")
+        private val FORMATS = listOf("onnx", "tflite")
+        private val SCHEDULER_KEYS =
+            listOf(
+                "num_train_timesteps",
+                "beta_start",
+                "beta_end",
+                "beta_schedule",
+                "prediction_type",
+                "timestep_spacing",
+                "steps_offset",
+                "set_alpha_to_one",
+                "clip_sample",
+                "clip_sample_range",
+                "default_steps",
+                "default_guidance",
+            )
+        private val DTYPES = listOf("float32", "float16", "int32", "int64", "int8", "uint8")
+
+        /** Parse and validate manifest text; `where` (the manifest's path) starts every error. */
+        fun parse(
+            text: String,
+            where: String,
+        ): Manifest {
+            val json =
+                try {
+                    JsonParser.parseString(text)
+                } catch (error: JsonParseException) {
+                    throw BundleException("$where: not valid JSON (${error.message})")
+                }
+            val fail = { path: String, message: String ->
+                throw BundleException("$where: manifest invalid at ${path.ifEmpty { "(root)" }}: $message")
+            }
+            val root = (json as? JsonObject)?.let { JsonFields(it, "", fail) } ?: fail("", "$json is not of type 'object'")
+            return read(root)
+        }
+
+        private fun read(root: JsonFields): Manifest {
+            val top =
+                listOf(
+                    "format",
+                    "format_version",
+                    "components",
+                    "scheduler",
+                    "image",
+                    "latent",
+                    "tokenizer",
+                    "guidance",
+                    "created_by",
+                    "files",
+                )
+            root.keys(top)
+            root.enum("format", listOf(FORMAT))
+            root.intEnum("format_version", listOf(FORMAT_VERSION))
+            val components = root.obj("components").keys(COMPONENT_NAMES)
+            return Manifest(
+                components = COMPONENT_NAMES.associateWith { component(components.obj(it)) },
+                scheduler = scheduler(root.obj("scheduler")),
+                image = root.obj("image").keys(listOf("height", "width")).let { ImageSpec(it.int("height", 8), it.int("width", 8)) },
+                latent = latent(root.obj("latent")),
+                tokenizer = tokenizer(root.obj("tokenizer")),
+                guidance =
+                    root.obj("guidance").keys(listOf("cfg_batch", "input")).let {
+                        GuidanceSpec(it.intEnum("cfg_batch", listOf(1, 2)).toInt(), it.bool("input"))
+                    },
+                createdBy = createdBy(root.obj("created_by")),
+                files = files(root.obj("files")),
+            )
+        }
+
+        private fun JsonFields.int(
+            name: String,
+            minimum: Long? = null,
+        ): Int = integer(name, minimum).also { if (it !in Int.MIN_VALUE..Int.MAX_VALUE) refuse(name, "$it is out of range") }.toInt()
+
+        private fun component(c: JsonFields): ComponentSpec {
+            c.keys(listOf("format", "precision", "files", "inputs", "outputs"))
+            val files = c.array("files").mapIndexed { i, f -> c.stringOf(f, c.at("files/$i")) }
+            if (files.isEmpty()) c.refuse("files", "[] should be non-empty")
+
+            fun tensors(name: String): List<TensorSpec> {
+                val array = c.array(name)
+                if (array.isEmpty) c.refuse(name, "[] should be non-empty")
+                return (0 until array.size()).map { tensor(c.objectAt(name, it)) }
+            }
+            return ComponentSpec(
+                format = c.enum("format", FORMATS),
+                precision = c.enum("precision", listOf("fp32", "fp16", "int8-dynamic", "int8-static")),
+                files = files,
+                inputs = tensors("inputs"),
+                outputs = tensors("outputs"),
+            )
+        }
+
+        private fun tensor(t: JsonFields): TensorSpec {
+            t.keys(listOf("name", "shape", "dtype"), listOf("name", "shape", "dtype", "quantization"))
+            val shape = t.array("shape").mapIndexed { i, d -> t.integerOf(d, t.at("shape/$i"), 1).toInt() }
+            val quantization =
+                if (t.has("quantization")) {
+                    t.obj("quantization").keys(listOf("scale", "zero_point")).let { q ->
+                        Quantization(q.number("scale", exclusiveMinimum = 0.0), q.integer("zero_point"))
+                    }
+                } else {
+                    null
+                }
+            return TensorSpec(t.string("name"), shape, t.enum("dtype", DTYPES), quantization)
+        }
+
+        private fun scheduler(s: JsonFields): SchedulerConfig {
+            s.keys(SCHEDULER_KEYS)
+            return try {
+                SchedulerConfig(
+                    numTrainTimesteps = s.int("num_train_timesteps", 1),
+                    betaStart = s.number("beta_start"),
+                    betaEnd = s.number("beta_end"),
+                    betaSchedule = s.enum("beta_schedule", listOf("scaled_linear", "linear", "squaredcos_cap_v2")),
+                    predictionType = s.enum("prediction_type", listOf("epsilon", "v_prediction")),
+                    timestepSpacing = s.enum("timestep_spacing", listOf("leading", "trailing", "linspace")),
+                    stepsOffset = s.int("steps_offset", 0),
+                    setAlphaToOne = s.bool("set_alpha_to_one"),
+                    clipSample = s.bool("clip_sample"),
+                    clipSampleRange = s.number("clip_sample_range"),
+                    defaultSteps = s.int("default_steps", 1),
+                    defaultGuidance = s.number("default_guidance"),
+                )
+            } catch (error: ConfigException) {
+                s.refuse("", error.message ?: "invalid") // a value the schema allows but the scheduler cannot use
+            }
+        }
+
+        private fun latent(l: JsonFields): LatentSpec {
+            l.keys(listOf("channels", "height", "width", "scaling_factor"))
+            return LatentSpec(
+                l.int("channels", 1),
+                l.int("height", 1),
+                l.int("width", 1),
+                l.number("scaling_factor", exclusiveMinimum = 0.0),
+            )
+        }
+
+        private fun tokenizer(t: JsonFields): TokenizerSpec {
+            t.keys(listOf("vocab", "merges", "max_length", "start_id", "end_id", "pad_id"))
+            val maxLength = t.intEnum("max_length", listOf(Tokenizer.MAX_LENGTH.toLong())).toInt()
+            return TokenizerSpec(t.string("vocab"), t.string("merges"), maxLength, t.int("start_id"), t.int("end_id"), t.int("pad_id"))
+        }
+
+        private fun createdBy(c: JsonFields): CreatedBy {
+            c.keys(listOf("sfmobile_version", "source", "source_sha256", "recipe"), closed = false)
+            val sha = c.string("source_sha256")
+            if (!SHA256.matches(sha)) c.refuse("source_sha256", "'$sha' does not match '^[0-9a-f]{64}$'")
+            val recipe = c.obj("recipe").keys(listOf("format", "precision"), closed = false)
+            val quantization = recipe.enumOrNull("quantization", listOf("dynamic", "static")) // absent = null
+            if (recipe.has("calibration") && !recipe.element("calibration").isJsonNull) {
+                val calibration = recipe.obj("calibration").keys(listOf("prompts", "seed", "steps"), closed = false)
+                calibration.integer("prompts", 1)
+                calibration.integer("seed", 0)
+                calibration.integer("steps", 1)
+                if (calibration.has("guidance")) calibration.number("guidance")
+            }
+            return CreatedBy(
+                c.string("sfmobile_version"),
+                c.string("source"),
+                sha,
+                recipe.enum("format", FORMATS),
+                recipe.enum("precision", listOf("fp32", "fp16", "int8")),
+                quantization,
+            )
+        }
+
+        private fun files(f: JsonFields): Map<String, FileEntry> =
+            f.entries().associate { (name, _) ->
+                val entry = f.obj(name).keys(listOf("sha256", "bytes"))
+                val sha = entry.string("sha256")
+                if (!SHA256.matches(sha)) entry.refuse("sha256", "'$sha' does not match '^[0-9a-f]{64}$'")
+                name to FileEntry(sha, entry.integer("bytes", 0))
+            }
+    }
+}

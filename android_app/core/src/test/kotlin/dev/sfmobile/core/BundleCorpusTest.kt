@@ -1,0 +1,77 @@
+package dev.sfmobile.core
+
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.io.TempDir
+import java.io.File
+import java.nio.file.Files
+import kotlin.test.assertFailsWith
+
+class BundleCorpusTest {
+    private val cases = Golden.json("bundles/index.json").getAsJsonArray("cases").map { it.asJsonObject }
+
+    @Test
+    fun `Kotlin accepts exactly the bundles Python accepts, naming the same field`() {
+        assertTrue(cases.size >= 20)
+        assertTrue(cases.any { it.get("accepted").asBoolean } && cases.any { !it.get("accepted").asBoolean })
+        for (case in cases) {
+            val name = case.get("name").asString
+            val folder = File(Golden.dir, "bundles/$name")
+            val error = runCatching { Bundle.open(folder) }.exceptionOrNull()
+            if (error != null && error !is BundleException) throw AssertionError("$name: unexpected $error", error)
+            assertEquals(case.get("accepted").asBoolean, error == null, "$name: Kotlin says ${error?.message ?: "accepted"}")
+            if (error != null) {
+                val phrase = case.get("message_names").asString
+                assertTrue(phrase in error.message!!, "$name: '${error.message}' does not name '$phrase'")
+            }
+        }
+    }
+
+    @Test
+    fun `sizes-only verification skips the checksum`() {
+        assertEquals("unet.onnx", Bundle.open(File(Golden.dir, "bundles/wrong-sha256"), Verification.SIZES).componentFile("unet").name)
+        assertFailsWith<BundleException> { Bundle.open(File(Golden.dir, "bundles/wrong-size"), Verification.SIZES) }
+    }
+
+    @Test
+    fun `a valid bundle exposes its manifest and sizes`() {
+        val bundle = Bundle.open(File(Golden.dir, "bundles/valid"))
+        assertEquals(2, bundle.manifest.guidance.cfgBatch)
+        assertEquals(0.18215, bundle.manifest.latent.scalingFactor)
+        assertEquals(
+            listOf(2, 4, 8, 8),
+            bundle.manifest
+                .component("unet")
+                .inputs[0]
+                .shape,
+        )
+        assertEquals(
+            bundle.manifest.files.values
+                .sumOf { it.bytes },
+            bundle.totalBytes(),
+        )
+        val int8 = Bundle.open(File(Golden.dir, "bundles/valid-int8-guidance-input")).manifest
+        assertEquals(Quantization(0.05, -3), int8.component("unet").inputs[0].quantization)
+        assertTrue(int8.guidance.input)
+    }
+
+    @Test
+    fun `a symlink out of the bundle and an unlisted component file are refused`(
+        @TempDir tmp: File,
+    ) {
+        val bundle = File(tmp, "bundle")
+        File(Golden.dir, "bundles/valid").copyRecursively(bundle)
+        File(tmp, "elsewhere.onnx").writeBytes(File(bundle, "unet.onnx").readBytes())
+        File(bundle, "unet.onnx").delete()
+        Files.createSymbolicLink(File(bundle, "unet.onnx").toPath(), File(tmp, "elsewhere.onnx").toPath())
+        assertTrue("outside the bundle" in assertFailsWith<BundleException> { Bundle.open(bundle) }.message!!)
+
+        val manifest = File(bundle, "manifest.json")
+        File(bundle, "unet.onnx").delete()
+        File(tmp, "elsewhere.onnx").copyTo(File(bundle, "unet.onnx"))
+        manifest.writeText(manifest.readText().replace("\"files\": [\n        \"unet.onnx\"", "\"files\": [\n        \"unet2.onnx\""))
+        File(bundle, "unet2.onnx").writeText("swapped")
+        assertTrue("is not listed in files" in assertFailsWith<BundleException> { Bundle.open(bundle) }.message!!)
+    }
+}
