@@ -1,5 +1,5 @@
-"""The contract between the Trainer (loop.py) and a training stage (vae_stage.py,
-teacher_stage.py, and the distillation and decoder stages to come).
+"""The contract between the Trainer (engine/loop.py) and a training stage (vae.py, teacher.py,
+distill.py, decoder.py beside this file).
 
 A stage is any object with these members; it need not inherit from Stage. Build it fully in
 __init__ (fresh modules seeded from the run's seed, frozen modules loaded from their folders), so
