@@ -4,7 +4,7 @@ For the fixed held-out prompt set (data.heldout_prompts: captions whose shape-co
 combinations training never showed), one picture per prompt is sampled with seed `seed + i`
 (sampling.sample_latents + decode_images, in batches, exactly the pipeline's arithmetic) and:
 
-- adherence: scene_analyser.analyse reads the picture, scene_analyser.adheres checks every
+- adherence: scenes/analyser.analyse reads the picture, analyser.adheres checks every
   attribute the caption states; a prompt adheres when all of them are found ("all"). The rate of
   each attribute is over the prompts that state it.
 - the ceiling: the same score on the generator's own renders of those scenes (`RealReference`),
