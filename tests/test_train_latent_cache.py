@@ -124,6 +124,8 @@ def test_nothing_readable_fails_cleanly_and_writes_nothing(model_dir, tmp_path):
 def test_bad_arguments_are_one_line_errors(model_dir, data_dir, tmp_path):
     result = _run("--model", model_dir, "--data", data_dir, "--out", tmp_path, "--image-size", 12)
     assert result.exit_code == 2 and "multiple of 8" in result.output
+    result = _run("--data", data_dir, "--out", tmp_path / "c", "--device", "nonsense")
+    assert result.exit_code == 2 and "--device nonsense" in result.output
     result = _run("--data", tmp_path / "nowhere", "--out", tmp_path / "c")
     assert result.exit_code == 2 and "nowhere" in result.output
     with pytest.raises(InputError, match=r"not a latent cache \(no index\.json\)"):

@@ -36,6 +36,7 @@ def cache_latents(
     batch_size: int = typer.Option(8, help="Images per encoder call."),
     shard_size: int = typer.Option(1024, help="Samples per safetensors file."),
     dtype: str = typer.Option("float32", help="Stored dtype: float32 | float16 | bfloat16."),
+    device: str = typer.Option("cpu", help="Where the encoders run: cpu, cuda, cuda:1, ..."),
 ) -> None:
     """Encode every image with the model's VAE (latent mean x scaling_factor) and every caption
     with its text encoder, into OUT/latents-NNNNN.safetensors + OUT/index.json."""
@@ -48,7 +49,7 @@ def cache_latents(
     size = image_size or (DEMO_IMAGE_SIZE if model is None else 512)
     if size % 8:
         raise InputError(f"--image-size must be a multiple of 8, got {size}")
-    config = CacheConfig(batch_size=batch_size, shard_size=shard_size, dtype=dtype)
+    config = CacheConfig(batch_size, shard_size, dtype, device)
     reader = open_image_captions(DataSpec(data, data_format), size)
     sd = load_model(model, preset)
     index = write_latent_cache(sd, reader, out, config, reader.report)

@@ -42,17 +42,24 @@ LATENTS_ARE = "VAE latent mean x scaling_factor (no sampled noise)"
 @dataclass(frozen=True)
 class CacheConfig:
     """batch_size: images per encoder call; shard_size: samples per safetensors file; dtype:
-    how the tensors are stored (encoding always runs in float32)."""
+    how the tensors are stored (encoding always runs in float32); device: where it runs."""
 
     batch_size: int = 8
     shard_size: int = 1024
     dtype: str = "float32"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.shard_size < 1:
             raise InputError(f"batch and shard sizes must be >= 1, got {self}")
         if self.dtype not in DTYPES:
             raise InputError(f"cache dtype must be one of {sorted(DTYPES)}, got {self.dtype}")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise InputError(f"--device {self.device}: not a torch device") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"--device {self.device}: this torch has no CUDA device")
 
 
 @dataclass(frozen=True)
@@ -89,26 +96,21 @@ def write_latent_cache(
     """Encode every example into OUT (replaced atomically); returns the index written. `report`
     (the reader's, filled while iterating) is stored in the index."""
     model.eval()
+    for module in (model.vae, model.text_encoder):
+        module.to(config.device)
     tokenizer = tokenizer_of(model)
-    shards: list[dict] = []
-    pending: list[Example] = []
-    encoded: list[tuple[torch.Tensor, torch.Tensor, list[Example]]] = []
     with staged_folder(out) as staging:
-
-        def flush(final: bool) -> None:
-            while encoded and (final or sum(len(e) for *_, e in encoded) >= config.shard_size):
-                shards.append(_write_shard(staging, len(shards), encoded, config))
-
+        writer = _ShardWriter(staging, config)
+        batch: list[Example] = []
         for example in examples:
-            pending.append(example)
-            if len(pending) == config.batch_size:
-                encoded.append(_encode(model, tokenizer, pending))
-                pending = []
-                flush(final=False)
-        if pending:
-            encoded.append(_encode(model, tokenizer, pending))
-        flush(final=True)
-        if not shards:
+            batch.append(example)
+            if len(batch) == config.batch_size:
+                writer.add(model, tokenizer, batch)
+                batch = []
+        if batch:
+            writer.add(model, tokenizer, batch)
+        writer.write(final=True)
+        if not writer.shards:
             raise InputError("no readable samples to cache (every image or caption skipped)")
         index = {
             "format": FORMAT,
@@ -117,42 +119,54 @@ def write_latent_cache(
             "latents": LATENTS_ARE,
             "scaling_factor": model.config.vae.scaling_factor,
             "dtype": config.dtype,
-            "count": sum(s["count"] for s in shards),
-            "shards": shards,
+            "count": sum(s["count"] for s in writer.shards),
+            "shards": writer.shards,
             "skipped": asdict(report) if report else None,
         }
         (staging / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
     return index
 
 
-def _encode(model, tokenizer, batch: list[Example]):
-    images = torch.stack([e.image for e in batch])
-    latents, embeddings = encode_batch(model, tokenizer, images, [e.caption for e in batch])
-    return latents, embeddings, batch
+class _ShardWriter:
+    """Encoded batches in, shard_size-sample safetensors files out (images are not kept)."""
 
+    def __init__(self, folder: Path, config: CacheConfig) -> None:
+        self.folder, self.config = folder, config
+        self.latents: list[torch.Tensor] = []
+        self.embeddings: list[torch.Tensor] = []
+        self.keys: list[str] = []
+        self.captions: list[str] = []
+        self.shards: list[dict] = []
 
-def _write_shard(staging: Path, number: int, encoded: list, config: CacheConfig) -> dict:
-    """Take shard_size samples (or all that is left) off the front of `encoded`, write them."""
-    latents = torch.cat([lat for lat, _, _ in encoded])
-    embeddings = torch.cat([emb for _, emb, _ in encoded])
-    examples = [e for _, _, batch in encoded for e in batch]
-    n = min(config.shard_size, len(examples))
-    rest = (latents[n:], embeddings[n:], examples[n:])
-    encoded.clear()
-    if rest[2]:
-        encoded.append(rest)
-    name = f"latents-{number:05d}.safetensors"
-    dtype = DTYPES[config.dtype]
-    tensors = {
-        "latents": latents[:n].to(dtype).contiguous(),
-        "text_embeddings": embeddings[:n].to(dtype).contiguous(),
-    }
-    metadata = {
-        "keys": json.dumps([e.key for e in examples[:n]]),
-        "captions": json.dumps([e.caption for e in examples[:n]]),
-    }
-    save_file(tensors, str(staging / name), metadata=metadata)
-    return {"file": name, "count": n}
+    def add(self, model: StableDiffusion, tokenizer: ClipTokenizer, batch: list[Example]) -> None:
+        images = torch.stack([e.image for e in batch]).to(self.config.device)
+        captions = [e.caption for e in batch]
+        latents, embeddings = encode_batch(model, tokenizer, images, captions)
+        self.latents.append(latents.cpu())
+        self.embeddings.append(embeddings.cpu())
+        self.keys += [e.key for e in batch]
+        self.captions += captions
+        self.write(final=False)
+
+    def write(self, final: bool) -> None:
+        """Write every full shard (and, when final, the short one left)."""
+        while self.keys and (final or len(self.keys) >= self.config.shard_size):
+            n = min(self.config.shard_size, len(self.keys))
+            latents, embeddings = torch.cat(self.latents), torch.cat(self.embeddings)
+            self.latents, self.embeddings = [latents[n:]], [embeddings[n:]]
+            dtype = DTYPES[self.config.dtype]
+            tensors = {
+                "latents": latents[:n].to(dtype).contiguous(),
+                "text_embeddings": embeddings[:n].to(dtype).contiguous(),
+            }
+            metadata = {
+                "keys": json.dumps(self.keys[:n]),
+                "captions": json.dumps(self.captions[:n]),
+            }
+            self.keys, self.captions = self.keys[n:], self.captions[n:]
+            name = f"latents-{len(self.shards):05d}.safetensors"
+            save_file(tensors, str(self.folder / name), metadata=metadata)
+            self.shards.append({"file": name, "count": n})
 
 
 class LatentCache:

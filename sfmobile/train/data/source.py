@@ -97,27 +97,41 @@ class DataReport:
         return line + "".join(f"\n  skipped {e}" for e in self.skipped_examples)
 
 
+@dataclass(frozen=True)
+class ReaderSlot:
+    """Which of the world_size x num_workers readers (DDP rank, DataLoader worker) this is."""
+
+    rank: int = 0
+    world_size: int = 1
+    worker: int = 0
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world_size or not 0 <= self.worker < self.num_workers:
+            raise InputError(
+                f"rank {self.rank} of {self.world_size} / worker {self.worker} of "
+                f"{self.num_workers}: out of range"
+            )
+
+    @property
+    def index(self) -> int:
+        return self.rank * self.num_workers + self.worker
+
+    @property
+    def count(self) -> int:
+        return self.world_size * self.num_workers
+
+
 class ImageCaptionReader:
     """One reader's stream of Examples (see the module docstring); iterate it once."""
 
     def __init__(
-        self,
-        spec: DataSpec,
-        image_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-        worker: int = 0,
-        num_workers: int = 1,
-        start: StreamPosition | None = None,
+        self, spec: DataSpec, image_size: int, slot: ReaderSlot, start: StreamPosition | None
     ) -> None:
         if image_size < 8:
             raise InputError(f"image size must be at least 8, got {image_size}")
-        if not 0 <= rank < world_size or not 0 <= worker < num_workers:
-            raise InputError(
-                f"rank {rank} of {world_size} / worker {worker} of {num_workers}: out of range"
-            )
         self.spec, self.image_size, self.format = spec, image_size, spec.resolved_format()
-        self.reader, self.readers = rank * num_workers + worker, world_size * num_workers
+        self.reader, self.readers = slot.index, slot.count
         self.start = start or StreamPosition()
         self.report = DataReport()
         if self.format == "webdataset":
@@ -186,7 +200,8 @@ def open_image_captions(
     start: StreamPosition | None = None,
 ) -> ImageCaptionReader:
     """The stream of one (rank, worker); its `.report` counts what it skipped."""
-    return ImageCaptionReader(spec, image_size, rank, world_size, worker, num_workers, start)
+    slot = ReaderSlot(rank, world_size, worker, num_workers)
+    return ImageCaptionReader(spec, image_size, slot, start)
 
 
 class ImageCaptionStream(IterableDataset):
