@@ -37,10 +37,7 @@ def expand_shards(pattern: str) -> list[str]:
         if not shards:
             raise InputError(f"{pattern}: no .tar shards in this folder")
         return shards
-    from webdataset.shardlists import expand_urls
-
-    _webdataset()
-    shards = expand_urls(pattern)
+    shards = _webdataset().shardlists.expand_urls(pattern)
     missing = [s for s in shards if ":" not in s and not Path(s).is_file()]
     if missing:
         raise InputError(f"{missing[0]}: no such shard ({len(missing)} of {len(shards)} missing)")
