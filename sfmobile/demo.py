@@ -136,7 +136,7 @@ class DemoResult:
 
 def demo_prompts(count: int) -> list[str]:
     """Captions of held-out scenes (combinations the model never saw in training)."""
-    from sfmobile.train.data import heldout_prompts
+    from sfmobile.train.scenes.generator import heldout_prompts
 
     return [scene.caption for scene in heldout_prompts(n=count, seed=0)]
 

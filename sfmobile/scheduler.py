@@ -312,6 +312,12 @@ class DdimScheduler:
         alpha, sigma = self._alpha_sigma(t, sample)
         return alpha * v + sigma * sample
 
+    def v_from_eps(self, sample: Any, eps: Any, t: Any) -> Any:
+        """The v-prediction target an epsilon model's output implies at (x_t, t): v = alpha_t eps -
+        sigma_t x0 with x0 = x0_from_eps(x_t, eps, t). For a v-prediction student distilled
+        from an epsilon teacher (SD-1.5); 1/alpha_t amplifies the teacher's error near t = T."""
+        return self.velocity(self.x0_from_eps(sample, eps, t), eps, t)
+
     def _alpha_sigma(self, t: Any, like: Any, allow_final: bool = False) -> tuple[Any, Any]:
         """sqrt(a), sqrt(1 - a) for a = alpha_bar_t in like's dtype (and device), shaped to
         broadcast against like: t [B] -> [B, 1, ...]. allow_final maps every t < 0 to

@@ -22,7 +22,7 @@ import sfmobile.cli.demo_cmd
 import sfmobile.cli.generate_cmd
 import sfmobile.cli.ship_demo_cmd
 import sfmobile.shipped
-import sfmobile.train.ship_demo
+import sfmobile.train.assembly.ship_demo
 from sfmobile.backends.torch_backend import TorchBackend
 from sfmobile.cli.app import app
 from sfmobile.demo import demo_prompts
@@ -32,8 +32,8 @@ from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.pipeline import Pipeline
 from sfmobile.scheduler import SchedulerConfig
-from sfmobile.train.ship_demo import SIZE_LIMIT_BYTES, component_sizes
-from sfmobile.train.vae_stage import save_vae
+from sfmobile.train.assembly.ship_demo import SIZE_LIMIT_BYTES, component_sizes
+from sfmobile.train.stages.vae import save_vae
 from sfmobile.verify import THRESHOLDS, psnr
 from sfmobile.weights import load_model
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
@@ -158,7 +158,7 @@ def test_ship_demo_over_the_size_limit_is_refused_naming_each_component(
     sources, monkeypatch, tmp_path
 ):
     student, decoder, _ = sources
-    monkeypatch.setattr(sfmobile.train.ship_demo, "SIZE_LIMIT_BYTES", 1_000_000)
+    monkeypatch.setattr(sfmobile.train.assembly.ship_demo, "SIZE_LIMIT_BYTES", 1_000_000)
     out = tmp_path / "demo_model"
     result = run(
         "ship-demo", "--student", str(student), "--decoder", str(decoder), "--out", str(out)

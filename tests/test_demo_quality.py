@@ -11,8 +11,8 @@ other's captions, which must score clearly lower.
 import pytest
 import torch
 
-from sfmobile.train.data import heldout_prompts
-from sfmobile.train.evaluate import generate, score_adherence
+from sfmobile.train.evaluation.evaluate import generate, score_adherence
+from sfmobile.train.scenes.generator import heldout_prompts
 from sfmobile.weights import load_model
 
 PROMPTS = 100

@@ -1,4 +1,4 @@
-"""Step distillation (train/distill_stage.py): the teacher's steps against diffusers' DDIM, the
+"""Step distillation (train/stages/distill.py): the teacher's steps against diffusers' DDIM, the
 one-step target, the student's starting point, training, and the `sfmobile distill` command."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from diffusers import DDIMScheduler
 from sfmobile.errors import ConfigError
 from sfmobile.models.random_init import random_model
 from sfmobile.scheduler import DdimScheduler, SchedulerConfig
-from sfmobile.train.distill_stage import DistillConfig, DistillStage, teacher_chains
 from sfmobile.train.sampling import encode_captions
+from sfmobile.train.stages.distill import DistillConfig, DistillStage, teacher_chains
 from sfmobile.weights import load_model
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 

@@ -19,12 +19,16 @@ from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.text_encoder import TextEncoder
 from sfmobile.models.unet import UNet
 from sfmobile.models.vae import AutoencoderKL
-from sfmobile.train.data import heldout_prompts
-from sfmobile.train.evaluate import RealReference, evaluate, round_trip_adherence
-from sfmobile.train.frechet import VaeFeatures, frechet_distance, gaussian_frechet_distance
-from sfmobile.train.render import render_scene, to_model_input
-from sfmobile.train.scene_analyser import adheres, analyse
-from sfmobile.train.teacher_stage import teacher_scheduler
+from sfmobile.train.evaluation.evaluate import RealReference, evaluate, round_trip_adherence
+from sfmobile.train.evaluation.frechet import (
+    VaeFeatures,
+    frechet_distance,
+    gaussian_frechet_distance,
+)
+from sfmobile.train.scenes.analyser import adheres, analyse
+from sfmobile.train.scenes.generator import heldout_prompts
+from sfmobile.train.scenes.render import render_scene, to_model_input
+from sfmobile.train.stages.teacher import teacher_scheduler
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 
 TINY_VAE = tiny_models.vae(scaling_factor=0.5)

@@ -6,15 +6,15 @@ import pytest
 from PIL import Image, ImageFilter
 
 from sfmobile.errors import InputError
-from sfmobile.train.components import label_components
-from sfmobile.train.data import SceneGenerator
-from sfmobile.train.scene import COLOURS, Background
-from sfmobile.train.scene_analyser import (
+from sfmobile.train.scenes.analyser import (
     ObjectReading,
     adheres,
     analyse,
     relation_between,
 )
+from sfmobile.train.scenes.components import label_components
+from sfmobile.train.scenes.generator import SceneGenerator
+from sfmobile.train.scenes.scene import COLOURS, Background
 
 # Measured on 1000 held-out 64x64 scenes (seed 0): every attribute 1.000. The floor leaves a
 # margin for numeric drift (PIL, numpy versions), not for real regressions.

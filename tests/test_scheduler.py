@@ -381,3 +381,27 @@ def test_from_dict_rejects_missing_and_unknown_keys():
 def test_config_rejects_out_of_range_fields(field, value):
     with pytest.raises(ConfigError, match=field):
         SchedulerConfig(**{field: value})
+
+
+def test_v_from_eps_matches_a_hand_computation():
+    """SD-1.x's schedule by hand in float64: a_t = prod(1 - beta), betas scaled_linear."""
+    betas = np.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=np.float64) ** 2
+    a = np.cumprod(1 - betas)[BATCH_T.numpy()].reshape(-1, 1, 1, 1)
+    x_t, eps = batch(3).double().numpy(), batch(4).double().numpy()
+    x0 = (x_t - np.sqrt(1 - a) * eps) / np.sqrt(a)
+    expected = np.sqrt(a) * eps - np.sqrt(1 - a) * x0
+    ours = DdimScheduler().v_from_eps(batch(3), batch(4), BATCH_T)
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-5)  # float32 vs 64
+
+
+def test_v_from_eps_of_the_true_noise_is_diffusers_ddpm_get_velocity():
+    """x_t made from (x0, eps) by diffusers' DDPMScheduler: the v target recovered from eps alone
+    is its get_velocity(x0, eps, t)."""
+    from diffusers import DDPMScheduler
+
+    reference = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    x0, eps = batch(1), batch(2)
+    x_t = reference.add_noise(x0, eps, BATCH_T)
+    ours = DdimScheduler().v_from_eps(x_t, eps, BATCH_T)
+    expected = reference.get_velocity(x0, eps, BATCH_T)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)

@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from sfmobile.errors import InputError
-from sfmobile.train.data import SceneGenerator, heldout_prompts, shard_indices
-from sfmobile.train.render import background_pixels
-from sfmobile.train.scene import (
+from sfmobile.train.scenes.generator import SceneGenerator, heldout_prompts, shard_indices
+from sfmobile.train.scenes.render import background_pixels
+from sfmobile.train.scenes.scene import (
     COLOURS,
     HELDOUT_RELATIONS,
     HELDOUT_SHAPE_COLOURS,
     SHAPES,
     Background,
 )
-from sfmobile.train.torch_data import SceneDataset, SceneStream
+from sfmobile.train.scenes.torch_data import SceneDataset, SceneStream
 
 N_CHECK = 300
 POSITION_WORDS = {

@@ -16,10 +16,10 @@ import tiny_models
 import torch
 
 from sfmobile.models.vae import AutoencoderKL
-from sfmobile.train.loop import TrainConfig, Trainer
-from sfmobile.train.teacher_stage import TeacherStage
-from sfmobile.train.train_state import METRICS_FILE, MetricsLog
-from sfmobile.train.vae_stage import load_vae, save_vae
+from sfmobile.train.engine.loop import TrainConfig, Trainer
+from sfmobile.train.engine.train_state import METRICS_FILE, MetricsLog
+from sfmobile.train.stages.teacher import TeacherStage
+from sfmobile.train.stages.vae import load_vae, save_vae
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
 STEPS, BATCH = 3, 2

@@ -22,13 +22,13 @@ from sfmobile.models.text_encoder import TextEncoder
 from sfmobile.models.unet import UNet
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.scheduler import SchedulerConfig
-from sfmobile.train import latent_pool
-from sfmobile.train.data import SceneGenerator
-from sfmobile.train.decoder_stage import DecoderStage, with_decoder
-from sfmobile.train.loop import TrainConfig, Trainer
+from sfmobile.train.engine.loop import TrainConfig, Trainer
 from sfmobile.train.sampling import sample_latents
-from sfmobile.train.torch_data import SceneDataset
-from sfmobile.train.vae_stage import load_vae
+from sfmobile.train.scenes.generator import SceneGenerator
+from sfmobile.train.scenes.torch_data import SceneDataset
+from sfmobile.train.stages import latent_pool
+from sfmobile.train.stages.decoder import DecoderStage, with_decoder
+from sfmobile.train.stages.vae import load_vae
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint, save_checkpoint
 
 # norm_groups 4 keeps the half-channel decoder (4, 4, 8, 8) valid.

@@ -20,11 +20,11 @@ from sfmobile.cli.app import _register_commands
 from sfmobile.config import StageConfig, UNetConfig
 from sfmobile.errors import InputError
 from sfmobile.models.vae import AutoencoderKL
-from sfmobile.train.data import SceneGenerator
-from sfmobile.train.loop import TrainConfig, Trainer, continuation_seed
-from sfmobile.train.teacher_stage import TeacherStage
-from sfmobile.train.train_state import METRICS_FILE, STATE_FILE, MetricsLog, load_state
-from sfmobile.train.vae_stage import SCALE_IMAGES, VaeStage, load_vae, save_vae
+from sfmobile.train.engine.loop import TrainConfig, Trainer, continuation_seed
+from sfmobile.train.engine.train_state import METRICS_FILE, STATE_FILE, MetricsLog, load_state
+from sfmobile.train.scenes.generator import SceneGenerator
+from sfmobile.train.stages.teacher import TeacherStage
+from sfmobile.train.stages.vae import SCALE_IMAGES, VaeStage, load_vae, save_vae
 from sfmobile.weights.fingerprint import weights_fingerprint
 from sfmobile.weights.safe_io import read_tensors
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint

@@ -22,9 +22,9 @@ from sfmobile.models.text_encoder import TextEncoder
 from sfmobile.models.unet import UNet
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.scheduler import SchedulerConfig
-from sfmobile.train.loop import TrainConfig, Trainer
-from sfmobile.train.vae_stage import VaeStage, load_vae, save_vae
-from sfmobile.train.vae_swap import swap_vae
+from sfmobile.train.assembly.vae_swap import swap_vae
+from sfmobile.train.engine.loop import TrainConfig, Trainer
+from sfmobile.train.stages.vae import VaeStage, load_vae, save_vae
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint, save_checkpoint
 
 TINY_VAE = tiny_models.vae(scaling_factor=0.37)

@@ -52,8 +52,8 @@ def distill(
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Distil a v-prediction teacher into a --steps-step student; writes OUT/student/."""
-    from sfmobile.train.distill_stage import STUDENT_FOLDER, DistillConfig, DistillStage
-    from sfmobile.train.loop import TrainConfig
+    from sfmobile.train.engine.loop import TrainConfig
+    from sfmobile.train.stages.distill import STUDENT_FOLDER, DistillConfig, DistillStage
     from sfmobile.weights import load_model
 
     model = load_model(teacher)

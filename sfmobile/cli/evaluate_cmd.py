@@ -18,8 +18,8 @@ from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
 
 if TYPE_CHECKING:
-    from sfmobile.train.eval_table import ModelSpec
-    from sfmobile.train.frechet import VaeFeatures
+    from sfmobile.train.evaluation.eval_table import ModelSpec
+    from sfmobile.train.evaluation.frechet import VaeFeatures
 
 MODEL_SPEC = re.compile(
     r"^(?P<label>[^=]+)=(?P<path>.+?)(?:@(?P<steps>\d+)(?::(?P<spacing>[a-z]+))?)?$"
@@ -30,7 +30,7 @@ MODEL_SPEC_HELP = "LABEL=PATH, LABEL=PATH@STEPS or LABEL=PATH@STEPS:SPACING"
 def parse_model_spec(text: str) -> ModelSpec:
     """`LABEL=PATH[@STEPS[:SPACING]]` -> ModelSpec; the path must exist."""
     from sfmobile.scheduler import TIMESTEP_SPACINGS
-    from sfmobile.train.eval_table import ModelSpec
+    from sfmobile.train.evaluation.eval_table import ModelSpec
 
     match = MODEL_SPEC.match(text.strip())
     if not match or not match["label"].strip():
@@ -64,8 +64,8 @@ def parse_guidance(text: str) -> tuple[float, ...]:
 
 def load_extractor(path: Path) -> VaeFeatures:
     """FD features from a `train vae` folder (or its vae/) or any model weights.load_model reads."""
-    from sfmobile.train.frechet import VaeFeatures
-    from sfmobile.train.vae_stage import CONFIG_FILE, VAE_FOLDER, load_vae
+    from sfmobile.train.evaluation.frechet import VaeFeatures
+    from sfmobile.train.stages.vae import CONFIG_FILE, VAE_FOLDER, load_vae
     from sfmobile.weights import load_model
 
     if not path.exists():
@@ -100,8 +100,8 @@ def evaluate(
     """Prompt adherence, FD-VAE64 and seconds per picture for each model x guidance scale."""
     import torch
 
-    from sfmobile.train.eval_table import run_table
-    from sfmobile.train.evaluate import EvalConfig
+    from sfmobile.train.evaluation.eval_table import run_table
+    from sfmobile.train.evaluation.evaluate import EvalConfig
 
     specs = [parse_model_spec(text) for text in model]
     rows = [(spec.row_label, spec.steps) for spec in specs]

@@ -20,7 +20,7 @@ def ship_demo(
     out: Path = typer.Option(SHIPPED_DEMO_DIR, help="Checkpoint folder to write (replaced)."),
 ) -> None:
     """Student + decoder runs -> the fp16 demo model in the package (refused above 40 MB)."""
-    from sfmobile.train import ship_demo as shipping
+    from sfmobile.train.assembly import ship_demo as shipping
 
     console = Console(stderr=True)
     with console.status("assembling the demo model"):

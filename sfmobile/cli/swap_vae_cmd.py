@@ -21,7 +21,7 @@ def swap_vae(
 ) -> None:
     """Write MODEL with VAE's decoder; refused unless VAE's encoder is MODEL's own."""
     from sfmobile.errors import InputError
-    from sfmobile.train.vae_swap import swap_vae_files
+    from sfmobile.train.assembly.vae_swap import swap_vae_files
 
     for name, path in (("--model", model), ("--vae", vae)):
         if not path.exists():

@@ -42,7 +42,7 @@ def stage_console() -> Console:
 def run_stage(stage, config, console: Console, written: Path) -> None:
     """Run `stage` with the Trainer and say (on rank 0) what was written or how to resume;
     an interrupted run exits with 130 as Ctrl-C does."""
-    from sfmobile.train.loop import Trainer
+    from sfmobile.train.engine.loop import Trainer
 
     trainer = Trainer(stage, config, console)
     result = trainer.run()
@@ -88,8 +88,8 @@ def train_vae(
 ) -> None:
     """Stage 1: train the autoencoder on the scenes; writes OUT/vae/ with its scaling factor."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.loop import TrainConfig
-    from sfmobile.train.vae_stage import VAE_FOLDER, VaeStage, load_vae
+    from sfmobile.train.engine.loop import TrainConfig
+    from sfmobile.train.stages.vae import VAE_FOLDER, VaeStage, load_vae
 
     config = TrainConfig(
         out=out,
@@ -144,9 +144,9 @@ def train_teacher(
     """Stage 2: train the text encoder + UNet as a v-prediction teacher on the frozen VAE;
     writes OUT/teacher/, an sfmobile checkpoint `sfmobile generate --model` reads."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.loop import TrainConfig
-    from sfmobile.train.teacher_stage import TEACHER_FOLDER, TeacherStage
-    from sfmobile.train.vae_stage import load_vae
+    from sfmobile.train.engine.loop import TrainConfig
+    from sfmobile.train.stages.teacher import TEACHER_FOLDER, TeacherStage
+    from sfmobile.train.stages.vae import load_vae
     from sfmobile.weights.sfmobile_checkpoint import is_sfmobile_checkpoint, load_checkpoint
 
     architecture = preset_config(preset)

@@ -25,7 +25,7 @@ from sfmobile.errors import CheckpointError, InputError
 def teacher_checkpoint(path: Path) -> Path:
     """The checkpoint folder `path` names: itself, or the teacher/ folder of a `train teacher`
     run folder."""
-    from sfmobile.train.teacher_stage import TEACHER_FOLDER
+    from sfmobile.train.stages.teacher import TEACHER_FOLDER
     from sfmobile.weights.sfmobile_checkpoint import CONFIG_FILE
 
     path = Path(path)
@@ -67,8 +67,8 @@ def train_decoder(
     OUT/decoder/ (a VAE folder: teacher encoder + pruned decoder) and OUT/decoder/report.json."""
     import torch
 
-    from sfmobile.train.decoder_stage import DECODER_FOLDER, DecoderStage
-    from sfmobile.train.loop import TrainConfig
+    from sfmobile.train.engine.loop import TrainConfig
+    from sfmobile.train.stages.decoder import DECODER_FOLDER, DecoderStage
     from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
     config = TrainConfig(

@@ -25,8 +25,9 @@ from sfmobile.tokenizer import ClipTokenizer
 def encode_captions(
     text_encoder: nn.Module, tokenizer: ClipTokenizer, captions: Sequence[str]
 ) -> torch.Tensor:
-    """Text embeddings [B, 77, D] of the captions."""
-    ids = torch.tensor(tokenizer.encode_batch(list(captions)), dtype=torch.int64)
+    """Text embeddings [B, 77, D] of the captions (on the text encoder's device)."""
+    device = next(text_encoder.parameters()).device
+    ids = torch.tensor(tokenizer.encode_batch(list(captions)), dtype=torch.int64, device=device)
     return text_encoder(ids)
 
 

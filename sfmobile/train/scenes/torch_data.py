@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from sfmobile.errors import InputError
-from sfmobile.train.data import SceneGenerator, shard_indices
+from sfmobile.train.scenes.generator import SceneGenerator, shard_indices
 
 
 def _item(generator: SceneGenerator, index: int) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfmobile.train.scene import Background, SceneObject
+from sfmobile.train.scenes.scene import Background, SceneObject
 
 POSITION_PHRASES: dict[str, tuple[str, ...]] = {
     "left": ("on the left", "at the left"),

@@ -34,7 +34,7 @@ from sfmobile.config import VAEConfig
 from sfmobile.errors import CheckpointError, InputError
 from sfmobile.models.vae import AutoencoderKL
 from sfmobile.staged_folder import staged_folder
-from sfmobile.train.data import SceneGenerator
+from sfmobile.train.scenes.generator import SceneGenerator
 from sfmobile.weights.fingerprint import weights_fingerprint
 from sfmobile.weights.safe_io import read_json, read_tensors
 from sfmobile.weights.strict import load_strict

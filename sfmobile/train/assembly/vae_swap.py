@@ -14,7 +14,7 @@ from pathlib import Path
 from sfmobile.errors import CheckpointError, ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.vae import AutoencoderKL
-from sfmobile.train.decoder_stage import with_decoder
+from sfmobile.train.stages.decoder import with_decoder
 from sfmobile.weights.strict import first_difference
 
 
@@ -45,7 +45,7 @@ def swap_vae(model: StableDiffusion, vae: AutoencoderKL, vae_source: str) -> Sta
 
 def swap_vae_files(model_path: Path, vae_path: Path, out: Path) -> StableDiffusion:
     """Read both, swap, save the result as an sfmobile checkpoint in `out` (replaced)."""
-    from sfmobile.train.vae_stage import load_vae
+    from sfmobile.train.stages.vae import load_vae
     from sfmobile.weights import load_model
     from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 

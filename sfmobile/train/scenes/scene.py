@@ -1,9 +1,9 @@
 """The scene grammar: vocabulary, layout constants, held-out rule and the ground-truth dataclasses.
 
 Every synthetic training image is one `Scene`: one or two flat-coloured shapes on a plain or
-two-colour gradient background. The generator (data.py) samples scenes, the renderer (render.py)
-draws them, captions.py words them, and the analyser (scene_analyser.py) reads them back, all
-from the constants below. docs/scenes.md is the human-readable version of this file.
+two-colour gradient background. The generator (generator.py) samples scenes, the renderer
+(render.py) draws them, captions.py words them, and the analyser (analyser.py) reads them back,
+all from the constants below. docs/scenes.md is the human-readable version of this file.
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ from safetensors.torch import save_file
 
 from sfmobile.errors import InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
-from sfmobile.train.data import SceneGenerator
-from sfmobile.train.distributed import params_sha256
+from sfmobile.train.engine.distributed import params_sha256
 from sfmobile.train.sampling import sample_latents
+from sfmobile.train.scenes.generator import SceneGenerator
 
 POOL_FILE = "latent_pool.safetensors"
 POOL_FORMAT = "sfmobile-latent-pool"

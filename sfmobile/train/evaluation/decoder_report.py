@@ -25,9 +25,9 @@ from torch import nn
 
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.vae import AutoencoderKL
-from sfmobile.train.data import heldout_prompts
-from sfmobile.train.latent_pool import generate_latents
 from sfmobile.train.sampling import to_uint8
+from sfmobile.train.scenes.generator import heldout_prompts
+from sfmobile.train.stages.latent_pool import generate_latents
 
 HELDOUT_LATENTS = 64
 HELDOUT_SEED_BASE = 2**32

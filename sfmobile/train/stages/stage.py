@@ -1,5 +1,5 @@
-"""The contract between the Trainer (loop.py) and a training stage (vae_stage.py,
-teacher_stage.py, and the distillation and decoder stages to come).
+"""The contract between the Trainer (engine/loop.py) and a training stage (vae.py, teacher.py,
+distill.py, decoder.py beside this file).
 
 A stage is any object with these members; it need not inherit from Stage. Build it fully in
 __init__ (fresh modules seeded from the run's seed, frozen modules loaded from their folders), so
@@ -29,7 +29,7 @@ class Stage(Protocol):
         saves and restores their state dicts, puts them in train mode and keeps their EMA.
         Under torchrun only calls through a module's forward() all-reduce its gradients, so
         forward() must do the differentiable work (wrap a multi-method module, see
-        vae_stage.VaeReconstruction).
+        vae.VaeReconstruction).
     frozen(): {name: module} used but not trained: put in eval mode with requires_grad off,
         never saved (the stage loads them again on resume).
     loss(models, batch, step, generator): (scalar loss of this rank's batch, metrics to log as

@@ -3,8 +3,9 @@
 A stage says what it trains and how its loss is computed; the Trainer does the rest, the same
 way on one process or under `torchrun --nproc_per_node=N` (gloo, CPU):
 
-- data: rank r of N reads scenes r, r + N, ... of the train split (train/torch_data.SceneStream),
-  `batch_size` per rank per step; a resumed run restarts the stream at step * batch_size.
+- data: rank r of N reads scenes r, r + N, ... of the train split
+  (train/scenes/torch_data.SceneStream), `batch_size` per rank per step; a resumed run restarts
+  the stream at step * batch_size.
 - randomness: `loss` gets a torch.Generator seeded by (seed, rank, step) and must draw all of its
   noise, timesteps and dropout from it, so a resumed run continues bit for bit.
 - optimisation: AdamW over the trainable modules' parameters, warm-up then constant or cosine
@@ -30,12 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sfmobile.errors import InputError, SfmobileError
-from sfmobile.train import distributed
-from sfmobile.train.ema import Ema
-from sfmobile.train.run_control import ProgressBar, StopRequest
-from sfmobile.train.stage import Batch, Stage
-from sfmobile.train.torch_data import SceneStream
-from sfmobile.train.train_state import (
+from sfmobile.train.engine import distributed
+from sfmobile.train.engine.ema import Ema
+from sfmobile.train.engine.run_control import ProgressBar, StopRequest
+from sfmobile.train.engine.train_state import (
     METRICS_FILE,
     STATE_FILE,
     MetricsLog,
@@ -45,6 +44,8 @@ from sfmobile.train.train_state import (
     restore_modules,
     save_state,
 )
+from sfmobile.train.scenes.torch_data import SceneStream
+from sfmobile.train.stages.stage import Batch, Stage
 
 LR_SCHEDULES = ("constant", "cosine")
 

@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from sfmobile.train.data import heldout_prompts
-from sfmobile.train.evaluate import (
+from sfmobile.train.evaluation.evaluate import (
     ALL,
     AdherenceScore,
     EvalConfig,
@@ -21,7 +20,8 @@ from sfmobile.train.evaluate import (
     evaluate,
     round_trip_adherence,
 )
-from sfmobile.train.frechet import VaeFeatures
+from sfmobile.train.evaluation.frechet import VaeFeatures
+from sfmobile.train.scenes.generator import heldout_prompts
 from sfmobile.weights.strict import first_difference
 
 ATTRIBUTE_ORDER = (ALL, "objects", "colour", "shape", "size", "position", "relation", "background")

@@ -24,9 +24,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from sfmobile.errors import InputError
-from sfmobile.train.components import label_components
-from sfmobile.train.render import shape_coverage
-from sfmobile.train.scene import (
+from sfmobile.train.scenes.components import label_components
+from sfmobile.train.scenes.render import shape_coverage
+from sfmobile.train.scenes.scene import (
     COLOUR_NAMES,
     COLOUR_RGB,
     POSITIONS,

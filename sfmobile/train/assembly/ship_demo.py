@@ -15,8 +15,8 @@ import torch
 
 from sfmobile.errors import CheckpointError, ConfigError, InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
-from sfmobile.train.decoder_stage import with_decoder
-from sfmobile.train.vae_stage import load_vae
+from sfmobile.train.stages.decoder import with_decoder
+from sfmobile.train.stages.vae import load_vae
 from sfmobile.weights.sfmobile_checkpoint import is_sfmobile_checkpoint, save_checkpoint
 
 SIZE_LIMIT_BYTES = 40_000_000  # 40 MB (decimal, as the export command prints sizes)

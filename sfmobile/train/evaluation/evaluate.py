@@ -4,7 +4,7 @@ For the fixed held-out prompt set (data.heldout_prompts: captions whose shape-co
 combinations training never showed), one picture per prompt is sampled with seed `seed + i`
 (sampling.sample_latents + decode_images, in batches, exactly the pipeline's arithmetic) and:
 
-- adherence: scene_analyser.analyse reads the picture, scene_analyser.adheres checks every
+- adherence: scenes/analyser.analyse reads the picture, analyser.adheres checks every
   attribute the caption states; a prompt adheres when all of them are found ("all"). The rate of
   each attribute is over the prompts that state it.
 - the ceiling: the same score on the generator's own renders of those scenes (`RealReference`),
@@ -30,11 +30,11 @@ import torch
 
 from sfmobile.errors import InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
-from sfmobile.train.frechet import VaeFeatures, frechet_distance
-from sfmobile.train.render import render_scene, to_model_input
+from sfmobile.train.evaluation.frechet import VaeFeatures, frechet_distance
 from sfmobile.train.sampling import decode_images, sample_latents, to_uint8
-from sfmobile.train.scene import Scene
-from sfmobile.train.scene_analyser import adheres, analyse
+from sfmobile.train.scenes.analyser import adheres, analyse
+from sfmobile.train.scenes.render import render_scene, to_model_input
+from sfmobile.train.scenes.scene import Scene
 
 GUIDANCE_SCALES = (1.0, 4.5, 7.5)  # SnapFusion's table columns
 BATCH_SIZE = 25

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sfmobile.errors import InputError
-from sfmobile.train.scene import COLOURS, SHAPES, Background, Scene, SceneObject
+from sfmobile.train.scenes.scene import COLOURS, SHAPES, Background, Scene, SceneObject
 
 SUPERSAMPLE = 4  # shapes are drawn at 4x and box-filtered down: 16 coverage levels per pixel
 CROSS_ARM = 0.36  # width of the cross's arms, fraction of its side

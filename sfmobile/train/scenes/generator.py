@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sfmobile.errors import InputError
-from sfmobile.train.captions import caption_for
-from sfmobile.train.render import render_scene, to_model_input
-from sfmobile.train.scene import (
+from sfmobile.train.scenes.captions import caption_for
+from sfmobile.train.scenes.render import render_scene, to_model_input
+from sfmobile.train.scenes.scene import (
     BACKGROUND_KINDS,
     BORDER_MARGIN,
     COLOUR_NAMES,

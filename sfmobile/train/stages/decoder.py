@@ -18,7 +18,7 @@ batch 8, lr 1e-3) it started at MSE 0.31 against a fresh decoder's 0.42 and afte
 copied weights up by the halved fan-in did not help.)
 
 finish() writes out/decoder/: a whole VAE folder (the teacher's encoder, the pruned decoder;
-vae_stage.load_vae reads it) and report.json (decoder_report.py).
+stages/vae.load_vae reads it) and report.json (evaluation/decoder_report.py).
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from torch import nn
 from sfmobile.errors import ConfigError, InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.vae import AutoencoderKL, Decoder
-from sfmobile.train import distributed
-from sfmobile.train.decoder_report import (
+from sfmobile.train.engine import distributed
+from sfmobile.train.evaluation.decoder_report import (
     HELDOUT_LATENTS,
     decoder_report,
     heldout_latents,
     print_report,
 )
-from sfmobile.train.latent_pool import POOL_FILE, latent_pool
-from sfmobile.train.vae_stage import save_vae
+from sfmobile.train.stages.latent_pool import POOL_FILE, latent_pool
+from sfmobile.train.stages.vae import save_vae
 
 DECODER_FOLDER = "decoder"
 REPORT_FILE = "report.json"

@@ -1,0 +1,1 @@
+"""Training stages: each says what it trains and how its loss is computed (contract in stage.py)."""
