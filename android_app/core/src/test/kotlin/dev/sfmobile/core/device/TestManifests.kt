@@ -8,7 +8,10 @@ internal fun manifestText(
     files: Map<String, List<String>> = mapOf(),
     extraFiles: List<String> = listOf(),
     unetInputDtype: String = "float32",
+    fileEntries: Map<String, Pair<String, Long>>? = null,
+    startEndIds: Pair<Int, Int> = 49406 to 49407,
 ): String {
+    val (startId, endId) = startEndIds
     val ext = if (format == "onnx") "onnx" else "tflite"
     val componentFiles = Manifest.COMPONENT_NAMES.associateWith { files[it] ?: listOf("$it.$ext") }
     val sha = "0".repeat(64)
@@ -42,7 +45,8 @@ internal fun manifestText(
               "inputs": [${inputs.getValue(name).joinToString(", ")}], "outputs": [${outputs.getValue(name)}]}"""
         }
     val allFiles = componentFiles.values.flatten() + extraFiles + listOf("tokenizer/vocab.json", "tokenizer/merges.txt")
-    val fileEntries = allFiles.distinct().joinToString(",\n") { """"$it": {"sha256": "$sha", "bytes": 1}""" }
+    val entries = fileEntries ?: allFiles.associateWith { sha to 1L }
+    val filesJson = entries.entries.joinToString(",\n") { (path, e) -> """"$path": {"sha256": "${e.first}", "bytes": ${e.second}}""" }
     return """
         {"format": "sfmobile-bundle", "format_version": 1,
          "components": {$components},
@@ -53,12 +57,12 @@ internal fun manifestText(
          "image": {"height": 64, "width": 64},
          "latent": {"channels": 4, "height": 8, "width": 8, "scaling_factor": 0.18215},
          "tokenizer": {"vocab": "tokenizer/vocab.json", "merges": "tokenizer/merges.txt", "max_length": 77,
-           "start_id": 49406, "end_id": 49407, "pad_id": 49407},
+           "start_id": $startId, "end_id": $endId, "pad_id": $endId},
          "guidance": {"cfg_batch": 2, "input": false},
          "created_by": {"sfmobile_version": "0.1.0", "source": "demo", "source_sha256": "$sha",
            "recipe": {"format": "$format", "precision": "fp32", "quantization": null, "calibration": null,
              "future_field": [1, 2]}},
-         "files": {$fileEntries}}
+         "files": {$filesJson}}
         """.trimIndent()
 }
 
