@@ -1,0 +1,39 @@
+package dev.sfmobile.core.device
+
+import dev.sfmobile.core.BundleException
+import dev.sfmobile.core.FloatTensor
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+
+class ComponentIoTest {
+    @Test
+    fun `a manifest with export's tensor names passes and its unet batch is read`() {
+        val m = manifest()
+        ComponentIo.check(m)
+        assertEquals(2, ComponentIo.unetBatch(m))
+    }
+
+    @Test
+    fun `a guidance-input manifest needs the guidance input`() {
+        val text = manifestText().replace("\"input\": false", "\"input\": true")
+        val m =
+            dev.sfmobile.core.Manifest
+                .parse(text, "m.json")
+        val error = assertThrows(BundleException::class.java) { ComponentIo.check(m) }
+        assertTrue(error.message!!.contains("engines need [guidance, sample, text_embeddings, timestep]"), error.message)
+    }
+
+    @Test
+    fun `rows are repeated to pad a static batch and dropped to slice it`() {
+        val one = FloatTensor(intArrayOf(1, 2), floatArrayOf(1f, 2f))
+        val two = fitRows(one, 2)
+        assertArrayEquals(intArrayOf(2, 2), two.shape)
+        assertArrayEquals(floatArrayOf(1f, 2f, 1f, 2f), two.data)
+        val back = fitRows(FloatTensor(intArrayOf(2, 2), floatArrayOf(1f, 2f, 3f, 4f)), 1)
+        assertArrayEquals(floatArrayOf(1f, 2f), back.data)
+        assertTrue(fitRows(one, 1) === one)
+    }
+}
