@@ -1,10 +1,8 @@
 package dev.sfmobile.core.bench
 
 import dev.sfmobile.core.Bundle
-import dev.sfmobile.core.BundleException
 import dev.sfmobile.core.Manifest
 import dev.sfmobile.core.Pipeline
-import dev.sfmobile.core.Verification
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.BundleCatalog
 import dev.sfmobile.core.device.DeviceMemory
@@ -12,7 +10,6 @@ import dev.sfmobile.core.device.LoadedEngine
 import dev.sfmobile.core.device.MemoryPolicy
 import dev.sfmobile.core.device.ModelFiles
 import dev.sfmobile.core.device.ProcessMemory
-import dev.sfmobile.core.device.checkMemory
 import java.io.File
 import java.time.OffsetDateTime
 
@@ -68,11 +65,10 @@ class BenchmarkSession(
         var loadMs: Double? = null
         val outcome =
             try {
-                val entry = bundles.find(args.bundle)
-                bundleInfo = BundleInfo.read(entry.name, entry.dir, entry.bytes)
-                val fit = checkMemory(entry.name, entry.bytes, platform.memory(), memoryPolicy)
-                if (!fit.fits) throw BundleException(fit.message)
-                val bundle = Bundle.open(entry.dir, Verification.SHA256)
+                val bundle =
+                    bundles.open(args.bundle, platform.memory(), memoryPolicy) { entry ->
+                        bundleInfo = BundleInfo.read(entry.name, entry.dir, entry.bytes)
+                    }
                 manifest = bundle.manifest
                 val files = ModelFiles.resolve(bundle.manifest, args.backend)
                 val start = System.nanoTime()

@@ -3,7 +3,7 @@ package dev.sfmobile.core.device
 import dev.sfmobile.core.InputException
 
 /** The inference runtime a [Backend] runs on; each reads one bundle format. */
-enum class Runtime(
+enum class InferenceRuntime(
     val bundleFormat: String,
 ) {
     /** ONNX Runtime Android (`com.microsoft.onnxruntime:onnxruntime-android`): `.onnx` bundles. */
@@ -20,16 +20,16 @@ enum class Runtime(
  */
 enum class Backend(
     val id: String,
-    val runtime: Runtime,
+    val runtime: InferenceRuntime,
     val accelerator: String,
     val label: String,
 ) {
-    ORT_CPU("ort-cpu", Runtime.ONNX_RUNTIME, "xnnpack", "ONNX Runtime, CPU (XNNPACK)"),
-    ORT_NNAPI("ort-nnapi", Runtime.ONNX_RUNTIME, "nnapi", "ONNX Runtime, NNAPI (deprecated from Android 15)"),
-    ORT_QNN("ort-qnn", Runtime.ONNX_RUNTIME, "htp", "ONNX Runtime, Qualcomm NPU (QNN HTP)"),
-    LITERT_CPU("litert-cpu", Runtime.LITERT, "xnnpack", "LiteRT, CPU (XNNPACK)"),
-    LITERT_GPU("litert-gpu", Runtime.LITERT, "gpu", "LiteRT, GPU"),
-    LITERT_NPU("litert-npu", Runtime.LITERT, "npu", "LiteRT, NPU"),
+    ORT_CPU("ort-cpu", InferenceRuntime.ONNX_RUNTIME, "xnnpack", "ONNX Runtime, CPU (XNNPACK)"),
+    ORT_NNAPI("ort-nnapi", InferenceRuntime.ONNX_RUNTIME, "nnapi", "ONNX Runtime, NNAPI (deprecated from Android 15)"),
+    ORT_QNN("ort-qnn", InferenceRuntime.ONNX_RUNTIME, "htp", "ONNX Runtime, Qualcomm NPU (QNN HTP)"),
+    LITERT_CPU("litert-cpu", InferenceRuntime.LITERT, "xnnpack", "LiteRT, CPU (XNNPACK)"),
+    LITERT_GPU("litert-gpu", InferenceRuntime.LITERT, "gpu", "LiteRT, GPU"),
+    LITERT_NPU("litert-npu", InferenceRuntime.LITERT, "npu", "LiteRT, NPU"),
     ;
 
     /** NNAPI is deprecated from Android 15 (API 35): offered there, never the default. */

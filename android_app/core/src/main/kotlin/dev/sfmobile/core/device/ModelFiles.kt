@@ -5,7 +5,8 @@ import dev.sfmobile.core.Manifest
 
 /**
  * Which file of each component a backend loads, after checking that it can load the bundle at
- * all: the components' format must be its runtime's, and every input and output float32 or
+ * all: the components' tensors must be named as [ComponentIo] binds them, their format must be
+ * the backend's runtime's, and every input and output float32 or
  * int32 (ONNX Runtime's Java API has no uint16 tensors, LiteRT's Kotlin buffers take float and
  * int; quantized graphs quantize at their edge inside the graph).
  *
@@ -22,7 +23,10 @@ object ModelFiles {
     fun resolve(
         manifest: Manifest,
         backend: Backend,
-    ): Map<String, String> = Manifest.COMPONENT_NAMES.associateWith { resolveComponent(manifest, it, backend) }
+    ): Map<String, String> {
+        ComponentIo.check(manifest)
+        return Manifest.COMPONENT_NAMES.associateWith { resolveComponent(manifest, it, backend) }
+    }
 
     /** True when [path] is an ONNX Runtime EP context model (`*_ctx.onnx`). */
     fun isContextModel(path: String): Boolean = path.endsWith(CONTEXT_SUFFIX)

@@ -28,7 +28,7 @@ class BenchmarkReportTest {
             Timings().apply {
                 tokenizeMs = 0.4
                 textEncoderMs = 12.5
-                unetMs += List(8) { 71.25 }
+                unetMs.addAll(List(8) { 71.25 })
                 schedulerMs = 0.75
                 decoderMs = 190.0
                 totalMs = total

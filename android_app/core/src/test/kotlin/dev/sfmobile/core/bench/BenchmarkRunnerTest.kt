@@ -11,7 +11,7 @@ class BenchmarkRunnerTest {
         Timings().apply {
             tokenizeMs = 1.0
             textEncoderMs = 2.0
-            unetMs += listOf(3.0, 4.0)
+            unetMs.addAll(listOf(3.0, 4.0))
             schedulerMs = 0.5
             decoderMs = 5.0
             totalMs = total

@@ -56,4 +56,27 @@ class BundleCatalogTest {
             assertThrows(InputException::class.java, { BundleCatalog(root).find(name) }, name)
         }
     }
+
+    @Test
+    fun `summaries read each manifest and name the problem of a broken one`() {
+        writeTestBundle(File(root, "demo"))
+        bundle("broken")
+        val (broken, demo) = BundleCatalog(root).summaries()
+        assertEquals(BundleSummary(demo.entry, "onnx", 8, 7.5), demo)
+        assertTrue(broken.problem!!.contains("broken/manifest.json: manifest invalid"), broken.problem)
+    }
+
+    @Test
+    fun `open refuses a bundle that does not fit before reading its files`() {
+        writeTestBundle(File(root, "demo"))
+        File(root, "demo/unet.onnx").writeText("unet model bytez")
+        var found: BundleEntry? = null
+        val tiny = DeviceMemory(availableBytes = 1000, thresholdBytes = 0, totalBytes = 1000)
+        val error = assertThrows(BundleException::class.java) { BundleCatalog(root).open("demo", tiny) { found = it } }
+        assertTrue(error.message!!.startsWith("bundle 'demo' needs about"), error.message)
+        assertEquals("demo", found?.name)
+        val roomy = DeviceMemory(availableBytes = 1L shl 40, thresholdBytes = 0, totalBytes = 1L shl 40)
+        val changed = assertThrows(BundleException::class.java) { BundleCatalog(root).open("demo", roomy) }
+        assertTrue(changed.message!!.contains("sha256"), changed.message)
+    }
 }
