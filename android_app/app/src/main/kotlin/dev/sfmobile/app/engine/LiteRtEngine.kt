@@ -110,13 +110,18 @@ class LiteRtEngine private constructor(
                 val options =
                     CompiledModel.Options(accelerator).apply {
                         when (backend) {
-                            Backend.LITERT_CPU -> cpuOptions = CompiledModel.CpuOptions(numThreads = bigCores)
-                            Backend.LITERT_NPU ->
+                            Backend.LITERT_CPU -> {
+                                cpuOptions = CompiledModel.CpuOptions(numThreads = bigCores)
+                            }
+
+                            Backend.LITERT_NPU -> {
                                 qualcommOptions =
                                     CompiledModel.QualcommOptions(
                                         htpPerformanceMode = CompiledModel.QualcommOptions.HtpPerformanceMode.BURST,
                                     )
-                            else -> Unit
+                            }
+
+                            else -> {}
                         }
                     }
                 for (component in Manifest.COMPONENT_NAMES) {
@@ -137,7 +142,15 @@ class LiteRtEngine private constructor(
                     models.mapValues { (component, model) ->
                         manifest.component(component).outputs.associate { it.name to model.createOutputBuffer(it.name) }
                     }
-                val shapes = models.keys.associateWith { manifest.component(it).outputs.first().shape.toIntArray() }
+                val shapes =
+                    models.keys.associateWith {
+                        manifest
+                            .component(it)
+                            .outputs
+                            .first()
+                            .shape
+                            .toIntArray()
+                    }
                 val engine = LiteRtEngine(environment, models, inputs, outputs, shapes, ComponentIo.unetBatch(manifest))
                 return LoadedEngine(engine, backend.accelerator, BuildConfig.LITERT_VERSION)
             } catch (e: Throwable) {

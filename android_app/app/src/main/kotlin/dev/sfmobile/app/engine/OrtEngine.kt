@@ -76,7 +76,12 @@ class OrtEngine private constructor(
                     result.get(name).orElse(null) as? OnnxTensor
                         ?: throw EngineException("$component: ONNX Runtime returned no float tensor '$name'")
                 val buffer = output.floatBuffer
-                FloatTensor(output.info.shape.map { it.toInt() }.toIntArray(), FloatArray(buffer.remaining()).also { buffer.get(it) })
+                FloatTensor(
+                    output.info.shape
+                        .map { it.toInt() }
+                        .toIntArray(),
+                    FloatArray(buffer.remaining()).also { buffer.get(it) },
+                )
             }
         } catch (e: OrtException) {
             throw EngineException("$component: ONNX Runtime failed: ${e.message}")
@@ -113,7 +118,14 @@ class OrtEngine private constructor(
                 sessions.values.forEach { it.close() }
                 throw e
             }
-            val outputs = Manifest.COMPONENT_NAMES.associateWith { bundle.manifest.component(it).outputs.first().name }
+            val outputs =
+                Manifest.COMPONENT_NAMES.associateWith {
+                    bundle.manifest
+                        .component(it)
+                        .outputs
+                        .first()
+                        .name
+                }
             val engine = OrtEngine(env, sessions, outputs, ComponentIo.unetBatch(bundle.manifest))
             return LoadedEngine(engine, backend.accelerator, env.version)
         }

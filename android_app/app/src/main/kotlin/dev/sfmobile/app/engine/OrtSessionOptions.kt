@@ -47,12 +47,19 @@ internal object OrtSessionOptions {
                     options.addConfigEntry("session.intra_op.allow_spinning", "0")
                     options.addXnnpack(mapOf("intra_op_num_threads" to bigCores.toString()))
                 }
-                Backend.ORT_NNAPI -> options.addNnapi()
+
+                Backend.ORT_NNAPI -> {
+                    options.addNnapi()
+                }
+
                 Backend.ORT_QNN -> {
                     options.addExecutionProvider(qnnDevices(env), QNN_HTP)
                     options.addConfigEntry("session.disable_cpu_ep_fallback", "1")
                 }
-                else -> throw IllegalArgumentException("${backend.id} is not an ONNX Runtime backend")
+
+                else -> {
+                    throw IllegalArgumentException("${backend.id} is not an ONNX Runtime backend")
+                }
             }
             return options
         } catch (e: Throwable) {
