@@ -44,10 +44,9 @@ class LiteRtEngine private constructor(
         text: FloatTensor,
         guidance: Float?,
     ): FloatTensor {
-        input("unet", ComponentIo.SAMPLE).writeFloat(fitRows(latents, unetBatch).data)
-        input("unet", ComponentIo.TIMESTEP).writeFloat(FloatArray(unetBatch) { timestep })
-        input("unet", ComponentIo.TEXT_EMBEDDINGS).writeFloat(fitRows(text, unetBatch).data)
-        if (guidance != null) input("unet", ComponentIo.GUIDANCE).writeFloat(FloatArray(unetBatch) { guidance })
+        for ((name, tensor) in ComponentIo.unetInputs(latents, timestep, text, guidance, unetBatch)) {
+            input("unet", name).writeFloat(tensor.data)
+        }
         return fitRows(run("unet"), latents.shape[0])
     }
 

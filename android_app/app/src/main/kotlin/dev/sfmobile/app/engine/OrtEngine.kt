@@ -40,15 +40,7 @@ class OrtEngine private constructor(
         text: FloatTensor,
         guidance: Float?,
     ): FloatTensor {
-        val inputs =
-            buildMap {
-                put(ComponentIo.SAMPLE, tensor(fitRows(latents, unetBatch)))
-                put(ComponentIo.TIMESTEP, tensor(FloatTensor(intArrayOf(unetBatch), FloatArray(unetBatch) { timestep })))
-                put(ComponentIo.TEXT_EMBEDDINGS, tensor(fitRows(text, unetBatch)))
-                if (guidance != null) {
-                    put(ComponentIo.GUIDANCE, tensor(FloatTensor(intArrayOf(unetBatch), FloatArray(unetBatch) { guidance })))
-                }
-            }
+        val inputs = ComponentIo.unetInputs(latents, timestep, text, guidance, unetBatch).mapValues { tensor(it.value) }
         try {
             return fitRows(run("unet", inputs), latents.shape[0])
         } finally {

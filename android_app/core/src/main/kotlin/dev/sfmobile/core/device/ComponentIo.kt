@@ -41,6 +41,24 @@ object ComponentIo {
         }
     }
 
+    /**
+     * The UNet's inputs by name at its static [batch]: [latents] and [text] rows repeated or cut
+     * to fill it ([fitRows]), the timestep and the guidance scale (when given) broadcast to [batch].
+     */
+    fun unetInputs(
+        latents: FloatTensor,
+        timestep: Float,
+        text: FloatTensor,
+        guidance: Float?,
+        batch: Int,
+    ): Map<String, FloatTensor> =
+        buildMap {
+            put(SAMPLE, fitRows(latents, batch))
+            put(TIMESTEP, FloatTensor(intArrayOf(batch), FloatArray(batch) { timestep }))
+            put(TEXT_EMBEDDINGS, fitRows(text, batch))
+            if (guidance != null) put(GUIDANCE, FloatTensor(intArrayOf(batch), FloatArray(batch) { guidance }))
+        }
+
     /** The UNet's static batch (its `sample` input's first dimension). */
     fun unetBatch(manifest: Manifest): Int =
         manifest

@@ -36,4 +36,17 @@ class ComponentIoTest {
         assertArrayEquals(floatArrayOf(1f, 2f), back.data)
         assertTrue(fitRows(one, 1) === one)
     }
+
+    @Test
+    fun `unet inputs fill the static batch and broadcast timestep and guidance`() {
+        val latents = FloatTensor(intArrayOf(1, 2), floatArrayOf(1f, 2f))
+        val text = FloatTensor(intArrayOf(1, 1), floatArrayOf(9f))
+        val inputs = ComponentIo.unetInputs(latents, 981f, text, 4.5f, batch = 2)
+        assertEquals(listOf("sample", "timestep", "text_embeddings", "guidance"), inputs.keys.toList())
+        assertArrayEquals(floatArrayOf(1f, 2f, 1f, 2f), inputs.getValue("sample").data)
+        assertArrayEquals(floatArrayOf(981f, 981f), inputs.getValue("timestep").data)
+        assertArrayEquals(floatArrayOf(9f, 9f), inputs.getValue("text_embeddings").data)
+        assertArrayEquals(floatArrayOf(4.5f, 4.5f), inputs.getValue("guidance").data)
+        assertEquals(setOf("sample", "timestep", "text_embeddings"), ComponentIo.unetInputs(latents, 1f, text, null, 1).keys)
+    }
 }
