@@ -26,6 +26,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import java.io.File
+import java.io.IOException
 
 /**
  * The benchmark mode, started over adb (README.md, "Benchmark mode"):
@@ -47,7 +48,13 @@ class BenchmarkActivity : ComponentActivity() {
             }
         }
         if (savedInstanceState != null) return // a configuration change: the session is already running
-        val resultsDir = File(getExternalFilesDir(null), "benchmarks")
+        val files = getExternalFilesDir(null)
+        if (files == null) {
+            Log.e(TAG, "external storage is not available: no place for the result")
+            finish()
+            return
+        }
+        val resultsDir = File(files, "benchmarks")
         lifecycleScope.launch {
             status = withContext(Dispatchers.Default) { runSession(intent, resultsDir) }
             Log.i(TAG, status)
@@ -70,7 +77,12 @@ class BenchmarkActivity : ComponentActivity() {
             }
         GenerationRepository.release() // the UI's model, if any: the session measures a cold load
         val session = BenchmarkSession(AndroidBenchmarkPlatform(applicationContext), BundleStore(this).catalog, resultsDir)
-        val report = session.run(args)
+        val report =
+            try {
+                session.run(args)
+            } catch (e: IOException) {
+                return "could not write the result into $resultsDir: ${e.message}"
+            }
         return "${report.status.wire}: ${File(resultsDir, report.sessionId + ".json")}" + (report.error?.let { " ($it)" } ?: "")
     }
 
