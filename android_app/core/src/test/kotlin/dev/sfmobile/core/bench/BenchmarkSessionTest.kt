@@ -1,0 +1,121 @@
+package dev.sfmobile.core.bench
+
+import com.google.gson.JsonParser
+import dev.sfmobile.core.Bundle
+import dev.sfmobile.core.EngineException
+import dev.sfmobile.core.device.Backend
+import dev.sfmobile.core.device.BundleCatalog
+import dev.sfmobile.core.device.DeviceMemory
+import dev.sfmobile.core.device.LoadedEngine
+import dev.sfmobile.core.device.ZeroEngine
+import dev.sfmobile.core.device.writeTestBundle
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.io.TempDir
+import java.io.File
+import java.time.OffsetDateTime
+import java.time.ZoneOffset
+
+class BenchmarkSessionTest {
+    @TempDir
+    lateinit var tmp: File
+
+    private val gib = 1024L * 1024L * 1024L
+
+    private inner class FakePlatform(
+        val freeBytes: Long = 6 * gib,
+        val failLoad: Boolean = false,
+    ) : BenchmarkPlatform {
+        val engine = ZeroEngine()
+        var loadedFiles: Map<String, String>? = null
+        private var reads = 0
+
+        override val appVersion = "0.1.0"
+
+        override fun device() = DeviceInfo("Google", "Pixel 8 Pro", "Tensor G3", "16", 36, 12000.0)
+
+        override fun thermal() = ThermalReading(30.0 + reads++, 0)
+
+        override fun memory() = DeviceMemory(freeBytes, gib / 2, 12 * gib)
+
+        override fun loadEngine(
+            bundle: Bundle,
+            backend: Backend,
+            modelFiles: Map<String, String>,
+        ): LoadedEngine {
+            if (failLoad) throw EngineException("QNN HTP: graph would fall back to the CPU")
+            loadedFiles = modelFiles
+            return LoadedEngine(engine, "htp", "1.27.0")
+        }
+    }
+
+    private fun session(platform: BenchmarkPlatform) =
+        BenchmarkSession(
+            platform,
+            BundleCatalog(File(tmp, "bundles")),
+            File(tmp, "benchmarks"),
+            now = { OffsetDateTime.of(2026, 12, 1, 3, 15, 0, 0, ZoneOffset.UTC) },
+            peakMemoryMb = { 512.0 },
+        )
+
+    private val args = BenchmarkArgs(bundle = "demo", backend = Backend.ORT_QNN, runs = 2, warmupRuns = 1, steps = 3)
+
+    @Test
+    fun `a session runs warm-up and timed generations and writes its report`() {
+        writeTestBundle(File(tmp, "bundles/demo"), extraFiles = listOf("unet_ctx.onnx"))
+        val platform = FakePlatform()
+        val report = session(platform).run(args)
+        assertEquals(BenchmarkStatus.OK, report.status, report.error)
+        assertEquals(2, report.runs.size)
+        assertTrue(report.runs.all { it.unetMs.size == 3 }, "cfg batch 2: one UNet call per step")
+        assertEquals(9, platform.engine.unetCalls, "warm-up + 2 runs, 3 steps each")
+        assertTrue(platform.engine.closed)
+        assertEquals("unet_ctx.onnx", platform.loadedFiles!!["unet"])
+        assertEquals(BackendInfo("ort-qnn", "htp", "1.27.0"), report.backend)
+        assertEquals(Thermal(30.0, 31.0, 0, 0), report.thermal)
+        assertEquals(BenchmarkSettings(BenchmarkArgs.DEFAULT_PROMPT, "", 3, 7.5f, 0, 1, 2, 2), report.settings)
+        assertNotNull(report.loadMs)
+        val file = File(tmp, "benchmarks/20261201T031500Z-Pixel_8_Pro-ort-qnn.json")
+        val json = JsonParser.parseString(file.readText()).asJsonObject
+        assertEquals("ok", json["status"].asString)
+        assertEquals("fp32", json.getAsJsonObject("bundle").getAsJsonObject("recipe")["precision"].asString)
+    }
+
+    @Test
+    fun `a bundle that does not fit in memory is refused before loading`() {
+        writeTestBundle(File(tmp, "bundles/demo"))
+        val platform = FakePlatform(freeBytes = gib / 2)
+        val report = session(platform).run(args)
+        assertEquals(BenchmarkStatus.FAILED, report.status)
+        assertTrue(report.error!!.startsWith("bundle 'demo' needs about"), report.error)
+        assertNull(platform.loadedFiles)
+        assertNull(report.loadMs)
+        assertTrue(File(tmp, "benchmarks/${report.sessionId}.json").isFile)
+    }
+
+    @Test
+    fun `a missing bundle and an engine that fails to load still give a report`() {
+        val missing = session(FakePlatform()).run(args)
+        assertEquals(BenchmarkStatus.FAILED, missing.status)
+        assertTrue(missing.error!!.startsWith("no bundle 'demo'"), missing.error)
+        assertEquals(0, missing.bundle.recipe.size())
+        writeTestBundle(File(tmp, "bundles/demo"))
+        val failing = session(FakePlatform(failLoad = true)).run(args.copy(sessionId = "second"))
+        assertEquals("QNN HTP: graph would fall back to the CPU", failing.error)
+        assertTrue(File(tmp, "benchmarks/second.json").isFile)
+    }
+
+    @Test
+    fun `a bundle changed after export fails verification`() {
+        val dir = writeTestBundle(File(tmp, "bundles/demo"))
+        File(dir, "unet.onnx").writeText("unet model bytez")
+        val report = session(FakePlatform()).run(args)
+        assertEquals(BenchmarkStatus.FAILED, report.status)
+        assertTrue(report.error!!.contains("sha256"), report.error)
+        assertFalse(report.bundle.manifestSha256.isNullOrEmpty())
+    }
+}
