@@ -53,10 +53,11 @@ sealed class InitImage {
             height: Int,
             rgb: ByteArray,
         ): FloatTensor {
-            val plane = width * height
-            if (width < 1 || height < 1 || rgb.size != plane * 3) {
-                throw InputException("init image of ${width}x$height needs ${plane * 3} RGB bytes, got ${rgb.size}")
+            val bytes = 3L * width * height
+            if (width < 1 || height < 1 || rgb.size.toLong() != bytes) {
+                throw InputException("init image of ${width}x$height needs $bytes RGB bytes, got ${rgb.size}")
             }
+            val plane = width * height
             val data = FloatArray(plane * 3)
             for (c in 0 until 3) {
                 for (p in 0 until plane) {
