@@ -136,6 +136,33 @@ def quantized_int8(data: dict) -> None:
     data["created_by"]["extra_note"] = "created_by and recipe allow more keys"
 
 
+ENCODER_FILE = b"encoder placeholder\n"
+LORAS = [
+    {"file": "style.safetensors", "sha256": hashlib.sha256(b"style").hexdigest(), "scale": 0.8},
+    {"file": "detail.safetensors", "sha256": hashlib.sha256(b"detail").hexdigest(), "scale": 1},
+]
+
+
+def with_encoder(then: Callable[[dict], None] | None = None) -> Callable[[dict], None]:
+    """The optional encoder component (export --with-encoder) and two merged LoRAs in the
+    recipe, then `then` (one broken rule) on top."""
+
+    def mutate(data: dict) -> None:
+        data["components"]["encoder"] = component(
+            "encoder.onnx", [tensor("image", [1, 3, 64, 64])], [tensor("latent_mean", [1, 4, 8, 8])]
+        )
+        entry = {"sha256": hashlib.sha256(ENCODER_FILE).hexdigest(), "bytes": len(ENCODER_FILE)}
+        data["files"]["encoder.onnx"] = entry
+        data["created_by"]["recipe"]["lora"] = copy.deepcopy(LORAS)
+        if then:
+            then(data)
+
+    return mutate
+
+
+ENCODER = {"encoder.onnx": ENCODER_FILE}
+
+
 # (name, what it checks, manifest mutation, file changes: path -> bytes or None to delete,
 #  a phrase both readers' messages must contain when they refuse)
 CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
@@ -144,6 +171,8 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
      quantized_int8, {}, ""),
     ("valid-integral-numbers", "JSON Schema integers: 64.0 is an integer",
      setter("image/height", 64.0), {}, ""),
+    ("valid-encoder-lora", "the optional encoder component and recipe.lora", with_encoder(),
+     ENCODER, ""),
     ("missing-field-guidance", "a required top-level field", deleter("guidance"), {}, "guidance"),
     ("missing-field-beta-end", "a required scheduler field", deleter("scheduler/beta_end"), {},
      "beta_end"),
@@ -179,6 +208,28 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
      file_entry("unet.onnx", {"sha256": "A" * 64}), {}, "sha256"),
     ("path-leaves-bundle", "a files entry leaving the bundle folder",
      file_entry("../outside.bin", {"sha256": "0" * 64, "bytes": 1}), {}, "../outside.bin"),
+    ("extra-component", "a component other than the four named",
+     setter("components/refiner", component("unet.onnx", [tensor("x", [1])], [tensor("y", [1])])),
+     {}, "refiner"),
+    ("encoder-missing-outputs", "the encoder is a full component",
+     with_encoder(deleter("components/encoder/outputs")), ENCODER, "outputs"),
+    ("encoder-enum-precision", "the encoder's precision",
+     with_encoder(setter("components/encoder/precision", "int4")), ENCODER,
+     "components/encoder/precision"),
+    ("lora-not-array", "recipe.lora is an array",
+     with_encoder(setter("created_by/recipe/lora", LORAS[0])), ENCODER, "created_by/recipe/lora"),
+    ("lora-null", "recipe.lora, when present, is not null",
+     with_encoder(setter("created_by/recipe/lora", None)), ENCODER, "created_by/recipe/lora"),
+    ("lora-missing-sha256", "a LoRA entry's required sha256",
+     with_encoder(deleter("created_by/recipe/lora/1/sha256")), ENCODER, "sha256"),
+    ("lora-pattern-sha256", "a LoRA entry's sha256 pattern",
+     with_encoder(setter("created_by/recipe/lora/0/sha256", "A" * 64)), ENCODER,
+     "created_by/recipe/lora/0/sha256"),
+    ("lora-extra-field", "additionalProperties false in a LoRA entry",
+     with_encoder(setter("created_by/recipe/lora/0/alpha", 4)), ENCODER, "alpha"),
+    ("lora-scale-string", "a LoRA scale is a number",
+     with_encoder(setter("created_by/recipe/lora/1/scale", "1.0")), ENCODER,
+     "created_by/recipe/lora/1/scale"),
     ("wrong-sha256", "a changed file with the original size", None,
      {"unet.onnx": b"unet PLACEHOLDER\n"}, "unet.onnx"),
     ("wrong-size", "a changed file of another size", None,

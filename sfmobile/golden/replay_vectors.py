@@ -4,8 +4,10 @@ be run against a replay engine that checks each input it receives and returns th
 output, and must then give the same pixels (tests/golden/replay/).
 
 Raw little-endian .f32 / .i32 / .u8 files plus one index.json per case. The bundle is exported
-once with a UNet of batch 1; the ONNX backend runs a batch-2 call as two rows, so the same
-bundle records the batch-2 and batch-1 CFG paths (the recorded manifest says which).
+once with a UNet of batch 1 and the image encoder; the ONNX backend runs a batch-2 call as two
+rows, so the same bundle records the batch-2 and batch-1 CFG paths (the recorded manifest says
+which). The text-to-image cases' manifests leave the encoder out, as a bundle exported without
+--with-encoder does; the image-to-image case starts from INIT_PICTURE (stored as init-image.u8).
 """
 
 import copy
@@ -16,18 +18,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 GOLDEN_FORMAT = "sfmobile-replay-golden/1"
 IMAGE_SIZE = 64  # the demo model's training size: 8x8 latents keep the recordings small
-# (name, cfg_batch, steps, guidance): CFG as one batch-2 call, as two batch-1 calls, and off.
+# (name, cfg_batch, steps, guidance, strength): CFG as one batch-2 call, as two batch-1 calls,
+# and off; image-to-image (strength: None is text-to-image) at 0.6, the last 4 of 8 steps.
 CASES = (
-    ("cfg-batch2", 2, 8, 7.5),
-    ("cfg-batch1", 1, 4, 4.5),
-    ("guidance-off", 2, 4, 1.0),
+    ("cfg-batch2", 2, 8, 7.5, None),
+    ("cfg-batch1", 1, 4, 4.5, None),
+    ("guidance-off", 2, 4, 1.0, None),
+    ("img2img", 2, 8, 7.5, 0.6),
 )
 PROMPT = "a small red circle on the left of a blue background"
 NEGATIVE = "blurry"
 SEED = 1234
+
+
+def init_picture() -> np.ndarray:
+    """The image-to-image case's starting picture, uint8 [H, W, RGB]: a yellow disc on a
+    red-to-blue horizontal ramp (deterministic, so the golden never depends on a file)."""
+    y, x = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
+    ramp = (x * 255 // (IMAGE_SIZE - 1)).astype(np.uint8)
+    picture = np.stack([255 - ramp, np.full_like(ramp, 64), ramp], axis=-1)
+    picture[(x - 40) ** 2 + (y - 24) ** 2 < 14**2] = (240, 220, 40)
+    return picture
 
 
 class RecordingBackend:
@@ -80,6 +95,13 @@ class RecordingBackend:
         self.calls.append(call)
         return output
 
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        output = self.backend.encode_image(image).astype(np.float32)
+        call = {"call": "encode_image", "image": self.save(image.astype(np.float32), "image")}
+        call["output"] = self.save(output, "latent-mean")
+        self.calls.append(call)
+        return output
+
     def decode(self, latents: np.ndarray) -> np.ndarray:
         output = self.backend.decode(latents).astype(np.float32)
         call = {"call": "decode", "latents": self.save(latents.astype(np.float32), "latents")}
@@ -88,10 +110,13 @@ class RecordingBackend:
         return output
 
 
-def recorded_manifest(manifest: dict[str, Any], cfg_batch: int) -> dict[str, Any]:
+def recorded_manifest(manifest: dict[str, Any], cfg_batch: int, encoder: bool) -> dict[str, Any]:
     """The bundle's manifest as the Kotlin side reads it for one case: the case's cfg_batch (and
-    UNet batch), no machine-specific source path, no files (the model files are not kept)."""
+    UNet batch), the encoder only if the case uses it, no machine-specific source path, no
+    files (the model files are not kept)."""
     data = copy.deepcopy(manifest)
+    if not encoder:
+        del data["components"]["encoder"]
     data["guidance"]["cfg_batch"] = cfg_batch
     unet = data["components"]["unet"]
     for spec in unet["inputs"] + unet["outputs"]:
@@ -107,7 +132,14 @@ def export_demo_bundle(folder: Path) -> Path:
 
     model = load_model(None)
     return export_bundle(
-        model, folder / "bundle", "onnx", "fp32", height=IMAGE_SIZE, width=IMAGE_SIZE, cfg_batch=1
+        model,
+        folder / "bundle",
+        "onnx",
+        "fp32",
+        height=IMAGE_SIZE,
+        width=IMAGE_SIZE,
+        cfg_batch=1,
+        with_encoder=True,
     )
 
 
@@ -123,13 +155,28 @@ def write_replay_vectors(out_dir: Path) -> dict:
         bundle = read_bundle(export_demo_bundle(Path(tmp)))
         manifest = json.loads((bundle.path / "manifest.json").read_text())
         backend = OnnxBackend(bundle, threads=1)
-        for name, cfg_batch, steps, guidance in CASES:
+        for name, cfg_batch, steps, guidance, strength in CASES:
             case_dir = out_dir / name
             case_dir.mkdir(parents=True, exist_ok=True)
             for old in case_dir.iterdir():
                 old.unlink()
             recorder = RecordingBackend(backend, case_dir)
             pipeline = Pipeline(recorder, cfg_batch=cfg_batch)
+            request: dict[str, Any] = {
+                "prompt": PROMPT,
+                "negative_prompt": NEGATIVE,
+                "steps": steps,
+                "guidance": guidance,
+                "seed": str(SEED),
+            }
+            img2img: dict[str, Any] = {}
+            if strength is not None:
+                picture = init_picture()
+                (case_dir / "init-image.u8").write_bytes(picture.tobytes())
+                img2img = {"init_image": Image.fromarray(picture), "strength": strength}
+                request["strength"] = strength
+                request["init_image"] = {"file": "init-image.u8", "shape": list(picture.shape),
+                                         "layout": "H, W, RGB"}  # fmt: skip
             generation = pipeline.generate(
                 PROMPT,
                 NEGATIVE,
@@ -138,21 +185,17 @@ def write_replay_vectors(out_dir: Path) -> dict:
                 seed=SEED,
                 height=IMAGE_SIZE,
                 width=IMAGE_SIZE,
+                **img2img,
             )
             pixels = np.asarray(generation.image, dtype=np.uint8)
             (case_dir / "pixels.u8").write_bytes(pixels.tobytes())
             (case_dir / "manifest.json").write_text(
-                json.dumps(recorded_manifest(manifest, cfg_batch), indent=2) + "\n"
+                json.dumps(recorded_manifest(manifest, cfg_batch, strength is not None), indent=2)
+                + "\n"
             )
             index = {
                 "format": GOLDEN_FORMAT,
-                "request": {
-                    "prompt": PROMPT,
-                    "negative_prompt": NEGATIVE,
-                    "steps": steps,
-                    "guidance": guidance,
-                    "seed": str(SEED),
-                },
+                "request": request,
                 "manifest": "manifest.json",
                 "calls": recorder.calls,
                 "pixels": {"file": "pixels.u8", "shape": list(pixels.shape), "layout": "H, W, RGB"},
@@ -161,7 +204,7 @@ def write_replay_vectors(out_dir: Path) -> dict:
             cases.append(name)
     summary = {
         "format": GOLDEN_FORMAT,
-        "model": "the shipped demo model, ONNX fp32, 64x64",
+        "model": "the shipped demo model, ONNX fp32, 64x64, with the image encoder",
         "cases": cases,
     }
     (out_dir / "index.json").write_text(json.dumps(summary, indent=2) + "\n")

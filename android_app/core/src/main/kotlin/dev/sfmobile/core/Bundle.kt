@@ -20,7 +20,7 @@ class Bundle private constructor(
     val dir: File,
     val manifest: Manifest,
 ) {
-    /** The model file of a component (`text_encoder`, `unet`, `decoder`). */
+    /** The model file of a component (`text_encoder`, `unet`, `decoder`, and `encoder` when the bundle has one). */
     fun componentFile(name: String): File {
         val spec = manifest.components[name] ?: throw BundleException("$dir: no component '$name' in the manifest")
         return File(dir, spec.files.first())
@@ -96,7 +96,10 @@ class Bundle private constructor(
             }
         }
 
-        /** The image is the latent times one integer factor; UNet and decoder inputs are [batch, c, h, w]. */
+        /**
+         * The image is the latent times one integer factor; UNet and decoder inputs are [batch, c, h, w];
+         * an encoder takes the image [1, 3, H, W] and gives the latent [1, c, h, w].
+         */
         private fun checkShapes(
             manifest: Manifest,
             manifestFile: File,
@@ -116,6 +119,16 @@ class Bundle private constructor(
                     throw BundleException(
                         "$manifestFile: components.$name.inputs[0].shape $shape is not [batch, ${expected.joinToString()}] (latent)",
                     )
+                }
+            }
+            manifest.encoder?.let { encoder ->
+                val io =
+                    listOf(
+                        Triple("inputs", encoder.inputs[0].shape, listOf(1, 3, image.height, image.width)),
+                        Triple("outputs", encoder.outputs[0].shape, listOf(1) + expected),
+                    )
+                for ((field, shape, want) in io) {
+                    if (shape != want) throw BundleException("$manifestFile: components.encoder.$field[0].shape $shape is not $want")
                 }
             }
             val text = manifest.component("text_encoder").outputs[0].shape

@@ -150,6 +150,25 @@ class DdimScheduler(
         }
     }
 
+    /**
+     * x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise in float32, in that order (scheduler.py's add_noise,
+     * diffusers' add_noise): image-to-image noises the picture's latents to its first timestep.
+     */
+    fun addNoise(
+        x0: FloatArray,
+        noise: FloatArray,
+        timestep: Int,
+    ): FloatArray {
+        if (x0.size != noise.size) throw InputException("x0 has ${x0.size} values, the noise ${noise.size}")
+        if (timestep !in 0 until config.numTrainTimesteps) {
+            throw InputException("timestep $timestep is outside [0, ${config.numTrainTimesteps})")
+        }
+        val a = alphasCumprod[timestep]
+        val alpha = sqrt(a)
+        val sigma = sqrt(1f - a)
+        return FloatArray(x0.size) { i -> alpha * x0[i] + sigma * noise[i] }
+    }
+
     private fun checkSteps(numSteps: Int): Int {
         if (numSteps !in 1..config.numTrainTimesteps) {
             throw InputException("num_steps=$numSteps must be in [1, ${config.numTrainTimesteps}] (num_train_timesteps)")

@@ -1,7 +1,7 @@
 package dev.sfmobile.core
 
 /**
- * The three calls every runtime (ONNX Runtime, LiteRT, a test's replay) implements, on float32
+ * The calls every runtime (ONNX Runtime, LiteRT, a test's replay) implements, on float32
  * and int32 tensors, so the [Pipeline] never knows which runtime runs the components
  * (sfmobile/backends/base.py is the Python side). Shapes, with D the text width and h x w the
  * latent size (image size / 8):
@@ -12,6 +12,9 @@ package dev.sfmobile.core
  *   -> model output [B, 4, h, w] (epsilon or v, per the manifest's scheduler)
  * - decode: latents [1, 4, h, w], already divided by the scaling factor -> image [1, 3, 8h, 8w]
  *   in about [-1, 1]
+ * - encodeImage (image-to-image only): image [1, 3, 8h, 8w] in [-1, 1] -> the VAE posterior's
+ *   mean [1, 4, h, w], unscaled (the bundle's optional `encoder` component). The default throws
+ *   [BundleException], so an engine written for text-to-image needs no change.
  *
  * An engine whose model has a static batch pads or slices rows as it needs; the pipeline asks
  * for the batch the manifest's `guidance.cfg_batch` names.
@@ -27,4 +30,13 @@ interface Engine : AutoCloseable {
     ): FloatTensor
 
     fun decode(latents: FloatTensor): FloatTensor
+
+    fun encodeImage(image: FloatTensor): FloatTensor = throw BundleException(NO_ENCODER)
+
+    companion object {
+        /** Why image-to-image cannot run: the message of Python's no_encoder (backends/bundle_backend.py). */
+        const val NO_ENCODER =
+            "this bundle has no image encoder (the optional `encoder` component), which image-to-image needs; " +
+                "export it again with --with-encoder"
+    }
 }

@@ -59,7 +59,17 @@ data class GuidanceSpec(
     val input: Boolean,
 )
 
-/** Who wrote the bundle and how: the recipe's format, precision and quantization. */
+/** One LoRA file merged into the weights before export (docs/lora.md): its name, sha256 and scale. */
+data class LoraEntry(
+    val file: String,
+    val sha256: String,
+    val scale: Double,
+)
+
+/**
+ * Who wrote the bundle and how: the recipe's format, precision and quantization, and the LoRA
+ * files merged into the weights, in order (empty when none; sourceSha256 covers the merged weights).
+ */
 data class CreatedBy(
     val sfmobileVersion: String,
     val source: String,
@@ -67,6 +77,7 @@ data class CreatedBy(
     val format: String,
     val precision: String,
     val quantization: String?,
+    val lora: List<LoraEntry> = emptyList(),
 )
 
 /** One file of the bundle: its sha256 (lowercase hex) and size. */
@@ -89,12 +100,22 @@ class Manifest(
     val createdBy: CreatedBy,
     val files: Map<String, FileEntry>,
 ) {
-    fun component(name: String): ComponentSpec = components.getValue(name)
+    /** A component the manifest has; an absent one (only `encoder` may be) is a BundleException naming it. */
+    fun component(name: String): ComponentSpec =
+        components[name] ?: throw BundleException(if (name == ENCODER) Engine.NO_ENCODER else "the manifest has no component '$name'")
+
+    /** The optional image encoder (image-to-image; `export --with-encoder`), null when the bundle has none. */
+    val encoder: ComponentSpec? get() = components[ENCODER]
 
     companion object {
         const val FORMAT = "sfmobile-bundle"
         const val FORMAT_VERSION = 1L
+
+        /** The components every bundle has. */
         val COMPONENT_NAMES = listOf("text_encoder", "unet", "decoder")
+
+        /** The optional component image-to-image needs. */
+        const val ENCODER = "encoder"
         private val SHA256 = Regex("^[0-9a-f]{64}$")
         private val FORMATS = listOf("onnx", "tflite")
         private val SCHEDULER_KEYS =
@@ -149,9 +170,10 @@ class Manifest(
             root.keys(top)
             root.enum("format", listOf(FORMAT))
             root.intEnum("format_version", listOf(FORMAT_VERSION))
-            val components = root.obj("components").keys(COMPONENT_NAMES)
+            val components = root.obj("components").keys(COMPONENT_NAMES, COMPONENT_NAMES + ENCODER)
+            val present = (COMPONENT_NAMES + ENCODER).filter { components.has(it) }
             return Manifest(
-                components = COMPONENT_NAMES.associateWith { component(components.obj(it)) },
+                components = present.associateWith { component(components.obj(it)) },
                 scheduler = scheduler(root.obj("scheduler")),
                 image = root.obj("image").keys(listOf("height", "width")).let { ImageSpec(it.int("height", 8), it.int("width", 8)) },
                 latent = latent(root.obj("latent")),
@@ -261,8 +283,18 @@ class Manifest(
                 recipe.enum("format", FORMATS),
                 recipe.enum("precision", listOf("fp32", "fp16", "int8")),
                 quantization,
+                if (recipe.has("lora")) loras(recipe) else emptyList(),
             )
         }
+
+        /** recipe.lora: an array (never null) of {file, sha256, scale}, nothing else in an entry. */
+        private fun loras(recipe: JsonFields): List<LoraEntry> =
+            (0 until recipe.array("lora").size()).map { i ->
+                val entry = recipe.objectAt("lora", i).keys(listOf("file", "sha256", "scale"))
+                val sha = entry.string("sha256")
+                if (!SHA256.matches(sha)) entry.refuse("sha256", "'$sha' does not match '^[0-9a-f]{64}$'")
+                LoraEntry(entry.string("file"), sha, entry.number("scale"))
+            }
 
         private fun files(f: JsonFields): Map<String, FileEntry> =
             f.entries().associate { (name, _) ->

@@ -1,8 +1,14 @@
 package dev.sfmobile.core
 
+import java.math.BigDecimal
+import java.math.MathContext
+
 /**
  * One image request. `seed` is the unsigned 64-bit seed of docs/noise.md held in a Long's bits
  * (`-1L` is 2^64 - 1; [java.lang.Long.parseUnsignedLong] reads one from text).
+ *
+ * Image-to-image: `initImage` (the bundle needs its `encoder`) and `strength` in (0, 1], how much
+ * of the schedule runs (a Double, as Python's, so `steps * strength` truncates the same way).
  */
 data class GenerationRequest(
     val prompt: String,
@@ -10,6 +16,8 @@ data class GenerationRequest(
     val steps: Int,
     val guidance: Float,
     val seed: Long,
+    val initImage: InitImage? = null,
+    val strength: Double = Pipeline.DEFAULT_STRENGTH,
 )
 
 /**
@@ -17,6 +25,9 @@ data class GenerationRequest(
  * entry per UNet call. Written by the Pipeline (and by tests in this module), read by callers.
  */
 class Timings {
+    /** The image encoder and the noise mixing (image-to-image only). */
+    var encoderMs: Double = 0.0
+        internal set
     var tokenizeMs: Double = 0.0
         internal set
     var textEncoderMs: Double = 0.0
@@ -30,8 +41,10 @@ class Timings {
         internal set
 
     override fun toString(): String =
-        "tokenize %.1f ms, text encoder %.1f ms, unet %.1f ms (%d calls), scheduler %.1f ms, decoder %.1f ms, total %.1f ms"
-            .format(tokenizeMs, textEncoderMs, unetMs.sum(), unetMs.size, schedulerMs, decoderMs, totalMs)
+        (
+            "encoder %.1f ms, tokenize %.1f ms, text encoder %.1f ms, unet %.1f ms (%d calls), " +
+                "scheduler %.1f ms, decoder %.1f ms, total %.1f ms"
+        ).format(encoderMs, tokenizeMs, textEncoderMs, unetMs.sum(), unetMs.size, schedulerMs, decoderMs, totalMs)
 }
 
 /** The image as 8-bit RGB, row-major, `height * width * 3` bytes (read them as unsigned). */
@@ -49,6 +62,10 @@ class Generation(
  * in float32, and w <= 1 runs the conditional branch alone. The UNet sees [uncond, cond] as one
  * batch-2 call or as two batch-1 calls, as the manifest's `guidance.cfg_batch` says; a
  * guidance-input model (`guidance.input`) gets one call per step with the scale as an input.
+ *
+ * Image-to-image follows diffusers' StableDiffusionImg2ImgPipeline as Python does: the loop
+ * starts at [img2imgStart], from the picture's latent mean (times the scaling factor) noised to
+ * that step's timestep with the seed's noise ([DdimScheduler.addNoise]); the rest is the same loop.
  */
 class Pipeline(
     private val manifest: Manifest,
@@ -68,11 +85,22 @@ class Pipeline(
     ): Generation {
         val guidance = request.guidance
         if (!guidance.isFinite() || guidance < 0f) throw InputException("guidance must be finite and >= 0, got $guidance")
-        val timesteps = scheduler.timesteps(request.steps)
+        val shape = latentShape()
+        val all = scheduler.timesteps(request.steps)
+        val init = request.initImage
+        val start = if (init == null) 0 else img2imgStart(request.steps, request.strength)
+        if (init != null && manifest.encoder == null) throw BundleException(Engine.NO_ENCODER)
+        val pixels = init?.toTensor(manifest.image.height, manifest.image.width)
+        val timesteps = all.copyOfRange(start, all.size)
         val timings = Timings()
         val total = Stopwatch()
         val watch = Stopwatch()
-        var latents = Noise.gaussian(request.seed, intArrayOf(1, latent.channels, latent.height, latent.width)).data
+        var latents =
+            if (pixels == null) {
+                Noise.gaussian(request.seed, shape).data
+            } else {
+                imageLatents(pixels, request.seed, timesteps[0]).also { timings.encoderMs = watch.lap() }
+            }
 
         val useCfg = guidance > 1f && !manifest.guidance.input
         val prompts = if (useCfg) listOf(request.negativePrompt, request.prompt) else listOf(request.prompt)
@@ -101,14 +129,28 @@ class Pipeline(
 
         val scale = latent.scalingFactor.toFloat()
         val scaled = FloatArray(latents.size) { latents[it] / scale }
-        val decoded =
-            checked("decoder", engine.decode(FloatTensor(intArrayOf(1, latent.channels, latent.height, latent.width), scaled)), null)
+        val decoded = checked("decoder", engine.decode(FloatTensor(latentShape(), scaled)), null)
         timings.decoderMs = watch.lap()
         val image = manifest.image
         expectShape("decoder", decoded, intArrayOf(1, 3, image.height, image.width))
         val rgb = Pixels.toRgb(decoded)
         timings.totalMs = total.lap()
         return Generation(image.width, image.height, rgb, timings)
+    }
+
+    /** The picture's scaled latent mean noised to timestep t with the seed's noise (Python's image_latents). */
+    private fun imageLatents(
+        pixels: FloatTensor,
+        seed: Long,
+        t: Int,
+    ): FloatArray {
+        val shape = latentShape()
+        val mean = engine.encodeImage(pixels)
+        expectShape("encoder", mean, shape)
+        checked("encoder", mean, null)
+        val scale = latent.scalingFactor.toFloat()
+        val x0 = FloatArray(mean.data.size) { mean.data[it] * scale }
+        return scheduler.addNoise(x0, Noise.gaussian(seed, shape).data, t)
     }
 
     /** The UNet's (guided) prediction for one step, [1, c, h, w] values. */
@@ -121,7 +163,7 @@ class Pipeline(
         timings: Timings,
         step: Int,
     ): FloatArray {
-        val shape = intArrayOf(1, latent.channels, latent.height, latent.width)
+        val shape = latentShape()
         val timestep = t.toFloat()
         val watch = Stopwatch()
 
@@ -153,6 +195,9 @@ class Pipeline(
         }
         return FloatArray(n) { uncond[it] + guidanceScale * (cond[it] - uncond[it]) }
     }
+
+    /** [1, c, h, w] of the bundle's latents. */
+    private fun latentShape() = intArrayOf(1, latent.channels, latent.height, latent.width)
 
     private fun expectShape(
         component: String,
@@ -201,6 +246,32 @@ class Pipeline(
         val size = tensor.data.size / tensor.shape[0]
         val shape = tensor.shape.copyOf().also { it[0] = 1 }
         return FloatTensor(shape, tensor.data.copyOfRange(index * size, (index + 1) * size))
+    }
+
+    companion object {
+        /** diffusers' StableDiffusionImg2ImgPipeline default. */
+        const val DEFAULT_STRENGTH = 0.8
+
+        /**
+         * The index of the first of `steps` timesteps image-to-image runs: the last
+         * int(steps * strength) of them (Python's img2img_start, diffusers' get_timesteps).
+         */
+        fun img2imgStart(
+            steps: Int,
+            strength: Double,
+        ): Int {
+            if (!strength.isFinite() || strength <= 0.0 || strength > 1.0) {
+                throw InputException("strength must be a finite number in (0, 1], got $strength")
+            }
+            val run = minOf((steps * strength).toInt(), steps)
+            if (run < 1) {
+                val lowest = BigDecimal(1.0 / steps).round(MathContext(3)).stripTrailingZeros().toPlainString()
+                throw InputException(
+                    "strength $strength of $steps steps runs no step: use strength >= $lowest or more steps",
+                )
+            }
+            return steps - run
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 package dev.sfmobile.core
 
+import com.google.gson.JsonArray
+import com.google.gson.JsonParser
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
@@ -54,6 +56,43 @@ class BundleCorpusTest {
         val int8 = Bundle.open(File(Golden.dir, "bundles/valid-int8-guidance-input")).manifest
         assertEquals(Quantization(0.05, -3), int8.component("unet").inputs[0].quantization)
         assertTrue(int8.guidance.input)
+    }
+
+    @Test
+    fun `the optional encoder and the recipe's LoRAs are read, absent ones are empty`() {
+        val bundle = Bundle.open(File(Golden.dir, "bundles/valid-encoder-lora"))
+        val encoder = bundle.manifest.encoder!!
+        assertEquals(listOf(1, 3, 64, 64), encoder.inputs[0].shape)
+        assertEquals("latent_mean", encoder.outputs[0].name)
+        assertEquals("encoder.onnx", bundle.componentFile("encoder").name)
+        val lora = bundle.manifest.createdBy.lora
+        assertEquals(listOf("style.safetensors" to 0.8, "detail.safetensors" to 1.0), lora.map { it.file to it.scale })
+        val plain = Bundle.open(File(Golden.dir, "bundles/valid")).manifest
+        assertEquals(null, plain.encoder)
+        assertEquals(emptyList<LoraEntry>(), plain.createdBy.lora)
+        assertEquals(Manifest.COMPONENT_NAMES, plain.components.keys.toList())
+    }
+
+    @Test
+    fun `an encoder whose input is not the image or whose output is not the latent is refused`(
+        @TempDir tmp: File,
+    ) {
+        for ((field, shape) in listOf("inputs" to listOf(2, 3, 64, 64), "outputs" to listOf(1, 4, 4, 4))) {
+            val bundle = File(tmp, field)
+            File(Golden.dir, "bundles/valid-encoder-lora").copyRecursively(bundle)
+            val manifest = File(bundle, "manifest.json")
+            val json = JsonParser.parseString(manifest.readText()).asJsonObject
+            val tensor =
+                json
+                    .getAsJsonObject("components")
+                    .getAsJsonObject("encoder")
+                    .getAsJsonArray(field)[0]
+                    .asJsonObject
+            tensor.add("shape", JsonArray().apply { shape.forEach { add(it) } })
+            manifest.writeText(json.toString())
+            val error = assertFailsWith<BundleException> { Bundle.open(bundle) }
+            assertTrue("components.encoder.$field[0].shape $shape" in error.message!!, error.message)
+        }
     }
 
     @Test

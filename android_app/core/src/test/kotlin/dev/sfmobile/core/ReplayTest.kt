@@ -12,7 +12,8 @@ import kotlin.test.assertFailsWith
 /**
  * Whole generations of the demo model recorded by Python (tests/golden/replay/): the Kotlin
  * Pipeline runs against an Engine that checks every input against the recorded one and returns
- * the recorded output; the final pixels must be identical.
+ * the recorded output; the final pixels must be identical. The img2img case starts from a
+ * recorded picture at strength 0.6 (the encoder's input is checked too).
  */
 class ReplayTest {
     private val root = File(Golden.dir, "replay")
@@ -73,6 +74,15 @@ class ReplayTest {
             return FloatTensor(shape(output), floats(output))
         }
 
+        override fun encodeImage(image: FloatTensor): FloatTensor {
+            val call = expect("encode_image")
+            val recorded = call.getAsJsonObject("image")
+            assertArrayEquals(shape(recorded), image.shape, "encoder input shape")
+            assertArrayEquals(floats(recorded), image.data, "encoder input") // the same float32 arithmetic: exact
+            val output = call.getAsJsonObject("output")
+            return FloatTensor(shape(output), floats(output))
+        }
+
         override fun decode(latents: FloatTensor): FloatTensor {
             val call = expect("decode")
             val recorded = call.getAsJsonObject("latents")
@@ -93,29 +103,38 @@ class ReplayTest {
         return Triple(Pipeline(manifest, Tokenizer.default(), engine), engine, index)
     }
 
-    private fun request(index: JsonObject): GenerationRequest {
+    private fun request(
+        name: String,
+        index: JsonObject,
+    ): GenerationRequest {
         val r = index.getAsJsonObject("request")
-        return GenerationRequest(
-            r.get("prompt").asString,
-            r.get("negative_prompt").asString,
-            r.get("steps").asInt,
-            r.get("guidance").asFloat,
-            java.lang.Long.parseUnsignedLong(r.get("seed").asString),
-        )
+        val request =
+            GenerationRequest(
+                r.get("prompt").asString,
+                r.get("negative_prompt").asString,
+                r.get("steps").asInt,
+                r.get("guidance").asFloat,
+                java.lang.Long.parseUnsignedLong(r.get("seed").asString),
+            )
+        val init = r.getAsJsonObject("init_image") ?: return request
+        val (height, width) = init.getAsJsonArray("shape").map { it.asInt }
+        val rgb = File(root, "$name/" + init.get("file").asString).readBytes()
+        return request.copy(initImage = InitImage.Rgb(width, height, rgb), strength = r.get("strength").asDouble)
     }
 
     @Test
     fun `every recorded generation replays to identical pixels`() {
-        assertEquals(listOf("cfg-batch2", "cfg-batch1", "guidance-off"), caseNames)
+        assertEquals(listOf("cfg-batch2", "cfg-batch1", "guidance-off", "img2img"), caseNames)
         for (name in caseNames) {
             val (pipeline, engine, index) = case(name)
             val steps = ArrayList<Pair<Int, Int>>()
-            val generation = pipeline.generate(request(index), onStep = { done, total -> steps += done to total })
+            val request = request(name, index)
+            val generation = pipeline.generate(request, onStep = { done, total -> steps += done to total })
             assertEquals(index.getAsJsonArray("calls").size(), engine.next, "$name: every recorded call made")
             val pixels = File(root, "$name/" + index.getAsJsonObject("pixels").get("file").asString).readBytes()
             assertArrayEquals(pixels, generation.rgb, "$name: pixels")
             assertEquals(64, generation.width)
-            val n = request(index).steps
+            val n = request.steps - if (request.initImage == null) 0 else Pipeline.img2imgStart(request.steps, request.strength)
             assertEquals((1..n).map { it to n }, steps, "$name: one progress call per step")
             val unetCalls = if (name == "cfg-batch1") 2 * n else n
             assertEquals(unetCalls, generation.timings.unetMs.size, "$name: one timing per UNet call")
@@ -127,7 +146,7 @@ class ReplayTest {
         val (pipeline, engine, index) = case("cfg-batch2")
         var done = 0
         assertFailsWith<CancelledException> {
-            pipeline.generate(request(index), onStep = { d, _ -> done = d }, isCancelled = { done == 3 })
+            pipeline.generate(request("cfg-batch2", index), onStep = { d, _ -> done = d }, isCancelled = { done == 3 })
         }
         assertEquals(3, done)
         assertEquals(2 + 3, engine.next) // two text encodings, three UNet calls
@@ -152,7 +171,8 @@ class ReplayTest {
 
                 override fun close() {}
             }
-        val error = assertFailsWith<EngineException> { Pipeline(manifest, Tokenizer.default(), broken).generate(request(index)) }
+        val error =
+            assertFailsWith<EngineException> { Pipeline(manifest, Tokenizer.default(), broken).generate(request("guidance-off", index)) }
         assertEquals("unet returned a non-finite value (NaN) at step 1", error.message)
     }
 }
