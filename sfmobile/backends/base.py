@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from sfmobile.scheduler import SchedulerConfig
+from sfmobile.tokenizer import ClipTokenizer
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class ModelInfo:
 
     unet_batches: the UNet batch sizes the backend accepts (an exported model is static:
     (1,) or (2,); PyTorch takes any). guidance_input: the UNet takes the guidance scale as
-    an input (a guidance-distilled model: one call per step, no CFG batch).
+    an input (a guidance-distilled model: one call per step, no CFG batch). tokenizer: one
+    already built from exact files (a bundle's manifest); None: read `tokenizer_dir`.
     """
 
     scheduler: SchedulerConfig
@@ -37,6 +39,7 @@ class ModelInfo:
     unet_batches: tuple[int, ...] | None = None
     image_size: tuple[int, int] | None = None
     guidance_input: bool = False
+    tokenizer: ClipTokenizer | None = None
 
 
 class Backend(Protocol):
