@@ -26,3 +26,7 @@ class InputError(SfmobileError):
 
 class BundleError(SfmobileError):
     """An exported bundle is incomplete, tampered with, or does not match its manifest."""
+
+
+class GenerationError(SfmobileError):
+    """A model produced values that are not finite (NaN or inf): no image is written."""

@@ -9,6 +9,7 @@ batch 1 (`cfg_batch`), since phones differ on which is faster.
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from sfmobile.backends.base import Backend
-from sfmobile.errors import InputError
+from sfmobile.errors import GenerationError, InputError
 from sfmobile.noise import gaussian_noise
 from sfmobile.scheduler import DdimScheduler
 from sfmobile.tokenizer import ClipTokenizer
@@ -65,6 +66,13 @@ def to_image(decoded: np.ndarray) -> Image.Image:
     return Image.fromarray((pixels * 255).round().astype(np.uint8))
 
 
+def require_finite(values: np.ndarray, what: str) -> None:
+    """Stop a generation whose model output holds NaN or inf (it would decode to a black image):
+    one np.isfinite per call, cheap next to the model."""
+    if not np.isfinite(values).all():
+        raise GenerationError(f"{what} is not finite (NaN or inf); no image written")
+
+
 class Pipeline:
     """Runs a model through any Backend. cfg_batch: 2 = [uncond, cond] in one UNet call,
     1 = two calls of batch 1."""
@@ -77,11 +85,12 @@ class Pipeline:
         self.cfg_batch = cfg_batch
         if self.info.unet_batches and cfg_batch not in self.info.unet_batches:
             self.cfg_batch = self.info.unet_batches[0]
-        self.tokenizer = (
-            ClipTokenizer.from_folder(self.info.tokenizer_dir)
-            if self.info.tokenizer_dir
-            else ClipTokenizer.default()
-        )
+        if self.info.tokenizer is not None:
+            self.tokenizer = self.info.tokenizer
+        elif self.info.tokenizer_dir:
+            self.tokenizer = ClipTokenizer.from_folder(self.info.tokenizer_dir)
+        else:
+            self.tokenizer = ClipTokenizer.default()
         self.scheduler = DdimScheduler(self.info.scheduler)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
@@ -106,6 +115,9 @@ class Pipeline:
                 f"init_latents must be float32 of shape {list(shape)}, "
                 f"got {init_latents.dtype} {list(init_latents.shape)}"
             )
+        if not np.isfinite(init_latents).all():
+            bad = int(np.size(init_latents) - np.isfinite(init_latents).sum())
+            raise InputError(f"init_latents hold {bad} values that are NaN or inf")
         return init_latents
 
     def generate(
@@ -126,6 +138,10 @@ class Pipeline:
                 raise InputError(f"{name} must be text, got {type(value).__name__}")
         if not isinstance(steps, int) or steps < 1:
             raise InputError(f"steps must be an integer >= 1, got {steps!r}")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
+            raise InputError(f"guidance must be a number, got {guidance_scale!r}")
+        if not math.isfinite(guidance_scale):
+            raise InputError(f"guidance must be a finite number, got {guidance_scale}")
         shape = self.latent_shape(height, width)
         timings, total, watch = Timings(), Stopwatch(), Stopwatch()
         latents = self.initial_latents(seed, shape, init_latents)
@@ -136,11 +152,13 @@ class Pipeline:
         ids = np.array([self.tokenizer.encode(p) for p in prompts], dtype=np.int32)
         timings.tokenize = watch.lap()
         text = np.concatenate([self.backend.encode_text(row[None]) for row in ids])
+        require_finite(text, "text_encoder output")
         timings.text_encoder = watch.lap()
 
         timesteps = self.scheduler.timesteps(steps)
         for index, t in enumerate(timesteps):
             noise = self._predict(latents, float(t), text, use_cfg, guidance_scale, timings)
+            require_finite(noise, f"unet output at step {index + 1}/{len(timesteps)} (t={t})")
             watch.lap()
             latents = self.scheduler.step(noise, int(t), latents, num_steps=steps)
             latents = latents.astype(np.float32)
@@ -149,6 +167,7 @@ class Pipeline:
                 on_step(index + 1, len(timesteps))
 
         decoded = self.backend.decode(latents / np.float32(self.info.scaling_factor))
+        require_finite(decoded, "decoder output")
         timings.decoder = watch.lap()
         image = to_image(decoded)
         timings.total = total.lap()
