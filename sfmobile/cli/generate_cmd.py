@@ -7,22 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from PIL.PngImagePlugin import PngInfo
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfmobile.backends.factory import BACKENDS, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.cli.image_output import IMAGE_HELP, check_image_out, save_image
 from sfmobile.errors import InputError
+from sfmobile.output_paths import check_output_file, write_atomically
+from sfmobile.safe_npy import read_npy
 from sfmobile.shipped import DEMO_IMAGE_SIZE
 
 
 def read_init_latents(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise InputError(f"--init-latents {path}: not a readable .npy file ({error})") from error
-    return array
+    return read_npy(path, "--init-latents")
 
 
 SIZE_HELP = (
@@ -66,12 +64,15 @@ def generate(
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
     cfg_batch: int = typer.Option(2, help="UNet batch for guidance: 2 (one call) or 1 (two)."),
     init_latents: Path = typer.Option(None, help="Initial latents .npy (float32 [1,4,h,w])."),
-    out: Path = typer.Option(Path("image.png"), help="Where to write the PNG."),
+    out: Path = typer.Option(Path("image.png"), help=IMAGE_HELP),
     timings: Path = typer.Option(None, help="Write the timing record here as JSON."),
 ) -> None:
-    """Generate one image and write it as a PNG (prompt, seed, steps, guidance in its metadata)."""
+    """Generate one image and write it as PNG or JPEG (prompt, seed, steps, guidance in it)."""
     from sfmobile.pipeline import Pipeline
 
+    check_image_out(out)
+    if timings:
+        check_output_file(timings, "--timings")
     latents = read_init_latents(init_latents) if init_latents else None
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
@@ -105,18 +106,16 @@ def generate(
             init_latents=latents,
             on_step=lambda done, total: progress.update(task, completed=done),
         )
-    metadata = PngInfo()
-    for key, value in (
-        ("prompt", prompt),
-        ("negative_prompt", negative_prompt),
-        ("seed", seed),
-        ("steps", steps),
-        ("guidance", guidance),
-        ("backend", backend),
-    ):
-        metadata.add_text(key, str(value))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.image.save(out, pnginfo=metadata)
+    settings = {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "steps": steps,
+        "guidance": guidance,
+        "backend": backend,
+    }
+    save_image(result.image, out, settings)
     if timings:
-        timings.write_text(json.dumps(result.timings.to_dict(), indent=2) + "\n")
+        record = json.dumps(result.timings.to_dict(), indent=2) + "\n"
+        write_atomically(timings, record.encode())
     console.print(f"wrote {out} ({result.timings.total:.2f} s)")
