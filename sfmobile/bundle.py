@@ -215,6 +215,11 @@ class Bundle:
         return tokenizer
 
 
+def refuse_constant(name: str) -> None:
+    """Closure rule 11: NaN and Infinity are not JSON, whatever Python's parser accepts."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_bundle(path: Path, verify: str = "full") -> Bundle:
     """Read and check a bundle. verify: "full" (sizes and sha256) or "sizes"."""
     path = Path(path)
@@ -222,8 +227,8 @@ def read_bundle(path: Path, verify: str = "full") -> Bundle:
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
     try:
-        data = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise BundleError(f"{manifest_path}: not valid JSON ({error})") from None
     validate_manifest(data, str(manifest_path))
     check_rules(data, path, str(manifest_path))

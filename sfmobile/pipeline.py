@@ -95,9 +95,13 @@ class Pipeline:
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         factor = self.info.vae_downscale
+        multiple = max(8, factor * self.info.latent_multiple)
         for name, value in (("height", height), ("width", width)):
-            if not isinstance(value, int) or value < factor or value % 8 or value % factor:
-                raise InputError(f"{name} must be a positive multiple of 8, got {value!r}")
+            if not isinstance(value, int) or value < multiple or value % multiple:
+                raise InputError(
+                    f"{name} must be a positive multiple of {multiple} for this model, "
+                    f"got {value!r}"
+                )
         if self.info.image_size and (height, width) != self.info.image_size:
             raise InputError(
                 f"height x width {height}x{width}: this bundle was exported for "
