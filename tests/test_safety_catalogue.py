@@ -139,6 +139,13 @@ def swapped_unet(data: dict, folder: Path) -> None:
     (folder / "unet.onnx").write_bytes(bytes(raw))
 
 
+def relabelled_tflite(data: dict, folder: Path) -> None:
+    """Every component claims to be TFLite but holds ONNX bytes (checksums still pass)."""
+    for component in data["components"].values():
+        component["format"] = "tflite"
+    data["created_by"]["recipe"]["format"] = "tflite"
+
+
 def wider_text(data: dict, folder: Path) -> None:
     data["components"]["text_encoder"]["outputs"][0]["shape"][-1] += 1
 
@@ -499,6 +506,13 @@ CASES = [
         ONNX,
         2,
         "component unet (unet.onnx)",
+    ),
+    Case(
+        "corrupt-tflite-with-matching-checksums",
+        edited_manifest(relabelled_tflite),
+        (*ONNX[:4], "tflite", *ONNX[5:]),
+        2,
+        "component text_encoder (text_encoder.onnx): LiteRT cannot load it",
     ),
     Case(
         "edited-manifest-shapes",
