@@ -201,8 +201,13 @@ class Bundle:
         against the manifest's; errors name the manifest's own path strings."""
         spec = self.manifest.tokenizer
         where = f"{self.path / MANIFEST}: tokenizer"
-        vocab = read_vocab(self.file(spec["vocab"]))
-        merges = read_merges(self.file(spec["merges"]))
+        try:
+            vocab = read_vocab(self.file(spec["vocab"]))
+            merges = read_merges(self.file(spec["merges"]))
+        except TokenizerError as error:
+            raise TokenizerError(
+                f"{where} ({spec['vocab']!r}, {spec['merges']!r}): {error}"
+            ) from None
         pads = [token for token, id_ in vocab.items() if id_ == spec["pad_id"]]
         if not pads:
             raise TokenizerError(f"{where}.pad_id {spec['pad_id']} is not in {spec['vocab']!r}")

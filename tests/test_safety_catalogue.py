@@ -158,6 +158,11 @@ def tokenizer_unlisted(data: dict, folder: Path) -> None:
     data["tokenizer"]["vocab"] = "tokenizer/vocab2.json"
 
 
+def broken_vocab(data: dict, folder: Path) -> None:
+    (folder / "tokenizer" / "vocab.json").write_text("[1,")
+    relisted(data, folder, "tokenizer/vocab.json")
+
+
 def lists_itself(data: dict, folder: Path) -> None:
     data["files"]["manifest.json"] = {"sha256": "0" * 64, "bytes": 1}
 
@@ -481,6 +486,13 @@ CASES = [
         ONNX,
         2,
         "tokenizer.vocab 'tokenizer/vocab2.json' is not listed",
+    ),
+    Case(
+        "tokenizer-vocab-broken-with-matching-checksum",
+        edited_manifest(broken_vocab),
+        ONNX,
+        2,
+        "tokenizer ('tokenizer/vocab.json', 'tokenizer/merges.txt'): tokenizer file",
     ),
     Case(
         "manifest-lists-itself", edited_manifest(lists_itself), ONNX, 2, "manifest invalid at files"
