@@ -51,7 +51,8 @@ def refuse_replacing(destination: Path, kind: str, option: str) -> None:
     if not destination.exists() and not destination.is_symlink():
         return
     if not destination.is_dir() or destination.is_symlink():
-        raise InputError(f"{option} {destination}: is a file, not a {kind} folder; refused")
+        what = "a symlink" if destination.is_symlink() else "a file"
+        raise InputError(f"{option} {destination}: is {what}, not a {kind} folder; refused")
     if is_empty_folder(destination) or folder_format(destination) == kind:
         return
     raise InputError(
