@@ -5,7 +5,9 @@ A bundle is a folder: `manifest.json` plus model files and tokenizer files. The 
 validated against `export/manifest.schema.json` (top level of the repository, shipped inside the
 package as sfmobile/data/manifest.schema.json) on write and on read. Bundles are written into a
 temporary folder beside the destination and renamed into place only when complete; reading one
-verifies every file's size and (unless told to check sizes only) its sha256.
+verifies every file's size and (unless told to check sizes only) its sha256, after the closure
+rules of export/README.md (sfmobile/bundle_rules.py): every file a component or the tokenizer
+uses is listed in `files` and lies inside the bundle folder.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any
 
 import jsonschema
 
-from sfmobile.errors import BundleError
+from sfmobile.bundle_rules import check_rules
+from sfmobile.errors import BundleError, TokenizerError
 from sfmobile.staged_folder import new_staging, replace_folder
+from sfmobile.tokenizer import ClipTokenizer, read_merges, read_vocab
 
 FORMAT = "sfmobile-bundle"
 FORMAT_VERSION = 1
@@ -124,7 +128,19 @@ def validate_manifest(data: dict[str, Any], where: str) -> None:
         jsonschema.validate(data, manifest_schema())
     except jsonschema.ValidationError as error:
         path = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise BundleError(f"{where}: manifest invalid at {path}: {error.message}") from None
+        raise BundleError(f"{where}: manifest invalid at {path}: {schema_message(error)}") from None
+
+
+def schema_message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, except where it would quote a regular expression."""
+    if error.schema == manifest_schema()["$defs"]["relative_path"]:
+        return (
+            f"{error.instance!r} is not a relative, normalised path inside the bundle "
+            "(closure rule 1, export/README.md)"
+        )
+    if error.validator == "not":
+        return f"{error.instance!r} is not allowed here"
+    return error.message
 
 
 def sha256_of(path: Path) -> str:
@@ -165,10 +181,7 @@ class BundleWriter:
             manifest.files[name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
         data = manifest.to_dict()
         validate_manifest(data, str(self.destination / MANIFEST))
-        referenced = {f for c in manifest.components.values() for f in c.files}
-        missing = referenced - set(manifest.files)
-        if missing:
-            raise BundleError(f"{self.destination}: manifest names missing files {sorted(missing)}")
+        check_rules(data, self.dir, str(self.destination / MANIFEST))
         (self.dir / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
         replace_folder(self.dir, self.destination)
         self.staging = None
@@ -183,6 +196,34 @@ class Bundle:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def tokenizer(self) -> ClipTokenizer:
+        """The CLIP tokenizer from exactly the manifest's vocab and merges files, its ids checked
+        against the manifest's; errors name the manifest's own path strings."""
+        spec = self.manifest.tokenizer
+        where = f"{self.path / MANIFEST}: tokenizer"
+        try:
+            vocab = read_vocab(self.file(spec["vocab"]))
+            merges = read_merges(self.file(spec["merges"]))
+        except TokenizerError as error:
+            raise TokenizerError(
+                f"{where} ({spec['vocab']!r}, {spec['merges']!r}): {error}"
+            ) from None
+        pads = [token for token, id_ in vocab.items() if id_ == spec["pad_id"]]
+        if not pads:
+            raise TokenizerError(f"{where}.pad_id {spec['pad_id']} is not in {spec['vocab']!r}")
+        tokenizer = ClipTokenizer(vocab, merges, pads[0], source=f"{where}.vocab {spec['vocab']!r}")
+        if (tokenizer.start_id, tokenizer.end_id) != (spec["start_id"], spec["end_id"]):
+            raise TokenizerError(
+                f"{where}: start/end ids {spec['start_id']}/{spec['end_id']} differ from "
+                f"{spec['vocab']!r}'s {tokenizer.start_id}/{tokenizer.end_id}"
+            )
+        return tokenizer
+
+
+def refuse_constant(name: str) -> None:
+    """Closure rule 11: NaN and Infinity are not JSON, whatever Python's parser accepts."""
+    raise ValueError(f"{name} is not a JSON number")
+
 
 def read_bundle(path: Path, verify: str = "full") -> Bundle:
     """Read and check a bundle. verify: "full" (sizes and sha256) or "sizes"."""
@@ -191,14 +232,13 @@ def read_bundle(path: Path, verify: str = "full") -> Bundle:
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
     try:
-        data = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise BundleError(f"{manifest_path}: not valid JSON ({error})") from None
     validate_manifest(data, str(manifest_path))
+    check_rules(data, path, str(manifest_path))
     for name, expected in data["files"].items():
         file = path / name
-        if not file.is_file():
-            raise BundleError(f"{file}: missing from the bundle")
         if file.stat().st_size != expected["bytes"]:
             raise BundleError(
                 f"{file}: size {file.stat().st_size} bytes, manifest says {expected['bytes']}"

@@ -31,3 +31,7 @@ class BundleError(SfmobileError):
 class DeviceError(SfmobileError):
     """A phone driven over adb is missing, unauthorized, ambiguous, disconnected, out of storage,
     lacks the app, or the app refused the work (benchmarks/phone)."""
+
+
+class GenerationError(SfmobileError):
+    """A model produced values that are not finite (NaN or inf): no image is written."""

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from sfmobile.backends.base import Backend
-from sfmobile.errors import InputError
+from sfmobile.errors import GenerationError, InputError
 from sfmobile.init_image import image_array
 from sfmobile.noise import gaussian_noise
 from sfmobile.scheduler import DdimScheduler
@@ -96,6 +96,13 @@ def img2img_start(steps: int, strength: float) -> int:
     return steps - run
 
 
+def require_finite(values: np.ndarray, what: str) -> None:
+    """Stop a generation whose model output holds NaN or inf (it would decode to a black image):
+    one np.isfinite per call, cheap next to the model."""
+    if not np.isfinite(values).all():
+        raise GenerationError(f"{what} is not finite (NaN or inf); no image written")
+
+
 class Pipeline:
     """Runs a model through any Backend. cfg_batch: 2 = [uncond, cond] in one UNet call,
     1 = two calls of batch 1."""
@@ -108,18 +115,23 @@ class Pipeline:
         self.cfg_batch = cfg_batch
         if self.info.unet_batches and cfg_batch not in self.info.unet_batches:
             self.cfg_batch = self.info.unet_batches[0]
-        self.tokenizer = (
-            ClipTokenizer.from_folder(self.info.tokenizer_dir)
-            if self.info.tokenizer_dir
-            else ClipTokenizer.default()
-        )
+        if self.info.tokenizer is not None:
+            self.tokenizer = self.info.tokenizer
+        elif self.info.tokenizer_dir:
+            self.tokenizer = ClipTokenizer.from_folder(self.info.tokenizer_dir)
+        else:
+            self.tokenizer = ClipTokenizer.default()
         self.scheduler = DdimScheduler(self.info.scheduler)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         factor = self.info.vae_downscale
+        multiple = max(8, factor * self.info.latent_multiple)
         for name, value in (("height", height), ("width", width)):
-            if not isinstance(value, int) or value < factor or value % 8 or value % factor:
-                raise InputError(f"{name} must be a positive multiple of 8, got {value!r}")
+            if not isinstance(value, int) or value < multiple or value % multiple:
+                raise InputError(
+                    f"{name} must be a positive multiple of {multiple} for this model, "
+                    f"got {value!r}"
+                )
         if self.info.image_size and (height, width) != self.info.image_size:
             raise InputError(
                 f"height x width {height}x{width}: this bundle was exported for "
@@ -137,6 +149,9 @@ class Pipeline:
                 f"init_latents must be float32 of shape {list(shape)}, "
                 f"got {init_latents.dtype} {list(init_latents.shape)}"
             )
+        if not np.isfinite(init_latents).all():
+            bad = int(np.size(init_latents) - np.isfinite(init_latents).sum())
+            raise InputError(f"init_latents hold {bad} values that are NaN or inf")
         return init_latents
 
     def generate(
@@ -163,6 +178,10 @@ class Pipeline:
                 raise InputError(f"{name} must be text, got {type(value).__name__}")
         if not isinstance(steps, int) or steps < 1:
             raise InputError(f"steps must be an integer >= 1, got {steps!r}")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
+            raise InputError(f"guidance must be a number, got {guidance_scale!r}")
+        if not math.isfinite(guidance_scale):
+            raise InputError(f"guidance must be a finite number, got {guidance_scale}")
         shape = self.latent_shape(height, width)
         timings, total, watch = Timings(), Stopwatch(), Stopwatch()
         timesteps = self.scheduler.timesteps(steps)
@@ -181,10 +200,12 @@ class Pipeline:
         ids = np.array([self.tokenizer.encode(p) for p in prompts], dtype=np.int32)
         timings.tokenize = watch.lap()
         text = np.concatenate([self.backend.encode_text(row[None]) for row in ids])
+        require_finite(text, "text_encoder output")
         timings.text_encoder = watch.lap()
 
         for index, t in enumerate(timesteps):
             noise = self._predict(latents, float(t), text, use_cfg, guidance_scale, timings)
+            require_finite(noise, f"unet output at step {index + 1}/{len(timesteps)} (t={t})")
             watch.lap()
             latents = self.scheduler.step(noise, int(t), latents, num_steps=steps)
             latents = latents.astype(np.float32)
@@ -193,6 +214,7 @@ class Pipeline:
                 on_step(index + 1, len(timesteps))
 
         decoded = self.backend.decode(latents / np.float32(self.info.scaling_factor))
+        require_finite(decoded, "decoder output")
         timings.decoder = watch.lap()
         image = to_image(decoded)
         timings.total = total.lap()
@@ -213,6 +235,7 @@ class Pipeline:
         if not np.isfinite(pixels).all():
             raise InputError("init_image holds NaN or infinite values")
         mean = self.backend.encode_image(pixels)
+        require_finite(mean, "encoder output")
         x0 = (mean * np.float32(self.info.scaling_factor)).astype(np.float32)
         noise = gaussian_noise(seed, shape)
         return self.scheduler.add_noise(x0, noise, np.array([t], np.int64)).astype(np.float32)

@@ -5,6 +5,11 @@ file system, so the final step is a rename). On success the old destination is f
 aside in one rename (`.NAME.old-XXXX`), the staging folder renamed into place, then the old one
 deleted; an interrupt at any point leaves the destination either as it was or complete. On an
 error the staging folder is removed. Bundles, checkpoints and VAE folders all go through here.
+
+The last line of defence of docs/safety.md: an existing destination is replaced only when it is
+empty or an earlier output of the same kind as the staged one (output_paths.folder_format), and
+never when it is the current folder or one of its parents; the staged tree gets the permissions
+of ordinary writes (umask), not mkdtemp's 0700.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from sfmobile.output_paths import apply_umask, folder_format, refuse_enclosing, refuse_replacing
 
 
 @contextmanager
@@ -37,7 +44,12 @@ def new_staging(destination: Path) -> Path:
 
 
 def replace_folder(source: Path, destination: Path) -> None:
-    """Rename `source` to `destination`, moving an existing destination aside first."""
+    """Rename `source` to `destination`, moving an existing destination aside first (only an
+    empty folder or an earlier output of the source's kind; anything else is refused)."""
+    destination = Path(destination)
+    refuse_enclosing(destination, "output", ())
+    refuse_replacing(destination, folder_format(source) or "(unrecognised)", "output")
+    apply_umask(source)
     retired = None
     if destination.exists():
         retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))

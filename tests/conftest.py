@@ -5,10 +5,24 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
+
+# Hypothesis profiles (tests/test_safety_fuzz.py). "fast", the default: few examples, the same
+# ones every run, so the suite stays quick and reproducible. "deep" (`pytest
+# --hypothesis-profile=deep`): many random examples, for occasional hunting. Neither keeps an
+# example database (it would write .hypothesis/ into the working tree).
+_FUZZ = {
+    "deadline": None,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("fast", max_examples=12, derandomize=True, **_FUZZ)
+settings.register_profile("deep", max_examples=400, **_FUZZ)
+settings.load_profile("fast")
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def test_schema_takes_the_optional_encoder_and_lora_record():
 
 
 def test_manifest_naming_a_file_that_is_not_there_is_refused(tmp_path):
-    with pytest.raises(BundleError, match="missing files"), BundleWriter(tmp_path / "b") as writer:
+    with pytest.raises(BundleError, match="not listed"), BundleWriter(tmp_path / "b") as writer:
         (writer.dir / "unet.onnx").write_bytes(b"x")
         writer.finish(manifest())
     assert not (tmp_path / "b").exists()

@@ -330,7 +330,7 @@ def test_backend_refuses_a_model_that_disagrees_with_its_manifest(fp32_bundle, t
     spec.inputs[0] = TensorSpec("sample", [1, 4, 16, 16], "float32")
     bundle = copy_with_component(fp32_bundle, tmp_path / "bundle", "unet", spec)
     with pytest.raises(
-        BundleError, match=r"unet.tflite: tensor sample is float32 \[2, 4, 16, 16\]"
+        BundleError, match=r"component unet \(unet.tflite\): tensor sample is float32 \[2, 4, 16"
     ):
         TfliteBackend(bundle)
 

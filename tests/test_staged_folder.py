@@ -15,12 +15,17 @@ def test_new_folder_appears_complete_and_nothing_is_left_beside_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+CHECKPOINT_MARKER = '{"format": "sfmobile-checkpoint"}'
+
+
 def test_existing_folder_is_replaced_whole(tmp_path):
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sfmobile.json").write_text(CHECKPOINT_MARKER)
     (tmp_path / "out" / "stale.txt").write_text("old")
     with staged_folder(tmp_path / "out") as staging:
+        (staging / "sfmobile.json").write_text(CHECKPOINT_MARKER)
         (staging / "a.txt").write_text("new")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "sfmobile.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from sfmobile.scheduler import SchedulerConfig
+from sfmobile.tokenizer import ClipTokenizer
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class ModelInfo:
 
     unet_batches: the UNet batch sizes the backend accepts (an exported model is static:
     (1,) or (2,); PyTorch takes any). guidance_input: the UNet takes the guidance scale as
-    an input (a guidance-distilled model: one call per step, no CFG batch).
+    an input (a guidance-distilled model: one call per step, no CFG batch). tokenizer: one
+    already built from exact files (a bundle's manifest); None: read `tokenizer_dir`.
+    latent_multiple: latent height and width must be multiples of it (2 ** the UNet's
+    downsamplings, so every skip connection lines up).
     """
 
     scheduler: SchedulerConfig
@@ -40,6 +44,8 @@ class ModelInfo:
     unet_batches: tuple[int, ...] | None = None
     image_size: tuple[int, int] | None = None
     guidance_input: bool = False
+    tokenizer: ClipTokenizer | None = None
+    latent_multiple: int = 1
 
 
 class Backend(Protocol):

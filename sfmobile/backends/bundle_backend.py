@@ -38,6 +38,7 @@ def model_info(bundle: Bundle) -> ModelInfo:
         unet_batches=(unet.inputs[0].shape[0],),
         image_size=(manifest.image["height"], manifest.image["width"]),
         guidance_input=bool(manifest.guidance["input"]),
+        tokenizer=bundle.tokenizer(),
     )
 
 
@@ -51,6 +52,26 @@ def no_encoder(bundle: Bundle) -> BundleError:
         f"{bundle.path}: this bundle has no image encoder, which image-to-image needs; "
         "export it again with --with-encoder"
     )
+
+
+def check_tensor(spec: TensorSpec, shape: list, dtype: str, where: str) -> None:
+    """A model file's tensor agrees with the manifest (a dynamic dimension, None or a name,
+    accepts any size), or a BundleError naming the component and tensor."""
+    fixed = [d if isinstance(d, int) else None for d in shape]
+    agrees = len(fixed) == len(spec.shape) and all(
+        d is None or d == s for d, s in zip(fixed, spec.shape, strict=True)
+    )
+    if not agrees or dtype != spec.dtype:
+        raise BundleError(
+            f"{where}: tensor {spec.name} is {dtype} {shape} in the model, "
+            f"the manifest says {spec.dtype} {spec.shape}"
+        )
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of a runtime's (often multi-line) error message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def quantize_into(buffer: np.ndarray, values: np.ndarray, spec: TensorSpec) -> np.ndarray:

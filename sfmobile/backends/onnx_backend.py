@@ -12,14 +12,18 @@ the batch runs in slices.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from sfmobile.backends.bundle_backend import (
     NUMPY_DTYPES,
+    check_tensor,
     dequantize,
     encoder_of,
+    first_line,
     input_buffers,
     model_info,
     no_encoder,
@@ -27,6 +31,52 @@ from sfmobile.backends.bundle_backend import (
 )
 from sfmobile.bundle import Bundle, ComponentSpec
 from sfmobile.errors import BundleError, InputError
+
+# ONNX Runtime's type strings -> the manifest's dtype names.
+ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+}
+
+
+def check_session(session: ort.InferenceSession, spec: ComponentSpec, where: str) -> None:
+    """The model's inputs and outputs are the manifest's: same names, shapes and dtypes."""
+    for kind, specs, args in (
+        ("inputs", spec.inputs, session.get_inputs()),
+        ("outputs", spec.outputs, session.get_outputs()),
+    ):
+        found = {arg.name: arg for arg in args}
+        if sorted(found) != sorted(t.name for t in specs):
+            raise BundleError(
+                f"{where}: model {kind} {sorted(found)} differ from the manifest's "
+                f"{sorted(t.name for t in specs)}"
+            )
+        for tensor in specs:
+            arg = found[tensor.name]
+            check_tensor(tensor, list(arg.shape), ORT_DTYPES.get(arg.type, arg.type), where)
+
+
+def check_external_data(path: Path, spec: ComponentSpec, where: str) -> None:
+    """Closure rule 5: every external-data file the ONNX model names is one of the component's
+    listed files (so it is checksummed and inside the bundle)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf's DecodeError and friends
+        raise BundleError(f"{where}: not an ONNX model: {first_line(error)}") from None
+    folder = PurePosixPath(spec.files[0]).parent
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if str(folder / location) not in spec.files:
+            raise BundleError(
+                f"{where}: tensor {tensor.name} reads external data {location!r}, "
+                "which is not one of the component's files"
+            )
 
 
 class BoundSession:
@@ -40,7 +90,15 @@ class BoundSession:
         if self.spec.format != "onnx":
             raise BundleError(f"{bundle.path}: component {name} is {self.spec.format}, not onnx")
         path = bundle.file(self.spec.files[0])
-        self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+        where = f"{bundle.path}: component {name} ({self.spec.files[0]})"
+        check_external_data(path, self.spec, where)
+        try:  # ORT raises its own InvalidProtobuf / Fail / ... types
+            self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+        except Exception as error:
+            raise BundleError(
+                f"{where}: ONNX Runtime cannot load it: {first_line(error)}"
+            ) from None
+        check_session(self.session, self.spec, where)
         self.inputs = input_buffers(self.spec)
         output = self.spec.outputs[0]
         self.output = np.zeros(output.shape, NUMPY_DTYPES[output.dtype])
@@ -57,7 +115,12 @@ class BoundSession:
         """One call at the model's static batch: real-valued inputs -> float32 output (a copy)."""
         for tensor in self.spec.inputs:
             quantize_into(self.inputs[tensor.name], values[tensor.name], tensor)
-        self.session.run_with_iobinding(self.binding)
+        try:
+            self.session.run_with_iobinding(self.binding)
+        except Exception as error:  # a model that loaded but cannot run its own graph
+            raise BundleError(
+                f"component {self.name}: ONNX Runtime failed: {first_line(error)}"
+            ) from None
         return dequantize(self.output, self.spec.outputs[0]).copy()
 
     def run_rows(self, values: dict[str, np.ndarray]) -> np.ndarray:

@@ -14,8 +14,10 @@ import os
 import numpy as np
 
 from sfmobile.backends.bundle_backend import (
+    check_tensor,
     dequantize,
     encoder_of,
+    first_line,
     input_buffers,
     model_info,
     no_encoder,
@@ -46,11 +48,7 @@ def bind(specs: list[TensorSpec], details: dict[str, dict], where: str) -> dict[
         raise BundleError(f"{where}: model tensors {sorted(details)} do not match the manifest")
     for spec, detail in pairs:
         shape, dtype = [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name
-        if shape != spec.shape or dtype != spec.dtype:
-            raise BundleError(
-                f"{where}: tensor {spec.name} is {dtype} {shape} in the model, "
-                f"the manifest says {spec.dtype} {spec.shape}"
-            )
+        check_tensor(spec, shape, dtype, where)
     return {spec.name: int(detail["index"]) for spec, detail in pairs}
 
 
@@ -61,22 +59,32 @@ class TfliteModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.spec: ComponentSpec = bundle.manifest.components[component]
+        self.name = component
         path = bundle.file(self.spec.files[0])
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
-        signatures = self.interpreter.get_signature_list()
+        where = f"{bundle.path}: component {component} ({self.spec.files[0]})"
+        try:  # LiteRT raises ValueError / RuntimeError on a file that is not a model
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+            signatures = self.interpreter.get_signature_list()
+        except Exception as error:
+            raise BundleError(f"{where}: LiteRT cannot load it: {first_line(error)}") from None
         if list(signatures) != [SIGNATURE]:
-            raise BundleError(f"{path}: expected one signature {SIGNATURE!r}, found {signatures}")
+            raise BundleError(f"{where}: expected one signature {SIGNATURE!r}, found {signatures}")
         runner = self.interpreter.get_signature_runner(SIGNATURE)
-        self.inputs = bind(self.spec.inputs, runner.get_input_details(), str(path))
-        self.outputs = bind(self.spec.outputs, runner.get_output_details(), str(path))
+        self.inputs = bind(self.spec.inputs, runner.get_input_details(), where)
+        self.outputs = bind(self.spec.outputs, runner.get_output_details(), where)
         self.buffers = input_buffers(self.spec)
 
     def __call__(self, **values: np.ndarray) -> np.ndarray:
         for spec in self.spec.inputs:
             buffer = quantize_into(self.buffers[spec.name], values[spec.name], spec)
             self.interpreter.set_tensor(self.inputs[spec.name], buffer)
-        self.interpreter.invoke()
+        try:
+            self.interpreter.invoke()
+        except Exception as error:  # a model that loaded but cannot run its own graph
+            raise BundleError(
+                f"component {self.name}: LiteRT failed: {first_line(error)}"
+            ) from None
         output = self.spec.outputs[0]
         return dequantize(self.interpreter.get_tensor(self.outputs[output.name]), output)
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
+from sfmobile.output_paths import check_output_file, write_atomically
 
 if TYPE_CHECKING:
     from sfmobile.train.evaluation.eval_table import ModelSpec
@@ -103,6 +104,9 @@ def evaluate(
     from sfmobile.train.evaluation.eval_table import run_table
     from sfmobile.train.evaluation.evaluate import EvalConfig
 
+    for option, path in (("--json", json_out), ("--markdown", markdown_out)):
+        if path:
+            check_output_file(path, option)
     specs = [parse_model_spec(text) for text in model]
     rows = [(spec.row_label, spec.steps) for spec in specs]
     if len(set(rows)) != len(rows):
@@ -139,7 +143,6 @@ def evaluate(
         (markdown_out, markdown + "\n"),
     ):
         if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_atomically(path, text.encode())
             console.print(f"wrote {path}")
     typer.echo(markdown)

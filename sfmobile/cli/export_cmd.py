@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sfmobile.bundle import FORMAT as BUNDLE_FORMAT
 from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.output_paths import check_output_folder
 
 
 @app.command()
@@ -19,7 +21,9 @@ def export(
     format: str = typer.Option(..., "--format", help="onnx | tflite"),
     precision: str = typer.Option(..., help="fp32 | fp16 | int8"),
     quantization: str = typer.Option(None, help="int8 only: dynamic (default) | static"),
-    out: Path = typer.Option(..., help="Bundle folder to write (replaced when complete)."),
+    out: Path = typer.Option(
+        ..., help="Bundle folder: new, empty, or an earlier bundle (replaced when complete)."
+    ),
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
     height: int = typer.Option(512, help="Image height the bundle is exported for."),
     width: int = typer.Option(512, help="Image width the bundle is exported for."),
@@ -46,6 +50,7 @@ def export(
 
     check_recipe(format, precision, quantization)
     loras = [LoraFile.parse(text) for text in lora or []]
+    check_output_folder(out, BUNDLE_FORMAT, sources=[("--model", model)])
     console = Console(stderr=True)
     started = time.perf_counter()
     with console.status("loading the checkpoint") as status:

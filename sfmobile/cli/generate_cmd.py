@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from PIL.PngImagePlugin import PngInfo
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfmobile.backends.factory import BACKENDS, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.cli.image_output import IMAGE_HELP, check_image_out, save_image
 from sfmobile.errors import InputError
+from sfmobile.output_paths import check_output_file, write_atomically
 from sfmobile.pipeline import DEFAULT_STRENGTH, Pipeline, img2img_start
+from sfmobile.safe_npy import read_npy
 from sfmobile.shipped import DEMO_IMAGE_SIZE
 
 
@@ -33,11 +35,7 @@ def read_init_image(path: Path, height: int, width: int) -> np.ndarray:
 
 
 def read_init_latents(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise InputError(f"--init-latents {path}: not a readable .npy file ({error})") from error
-    return array
+    return read_npy(path, "--init-latents")
 
 
 SIZE_HELP = (
@@ -100,10 +98,13 @@ def generate(
     lora_partial: bool = typer.Option(
         False, help="Merge the LoRA modules this model has and warn about the rest."
     ),
-    out: Path = typer.Option(Path("image.png"), help="Where to write the PNG."),
+    out: Path = typer.Option(Path("image.png"), help=IMAGE_HELP),
     timings: Path = typer.Option(None, help="Write the timing record here as JSON."),
 ) -> None:
-    """Generate one image and write it as a PNG (prompt, seed, steps, guidance in its metadata)."""
+    """Generate one image and write it as PNG or JPEG (prompt, seed, steps, guidance in it)."""
+    check_image_out(out)
+    if timings:
+        check_output_file(timings, "--timings")
     latents = read_init_latents(init_latents) if init_latents else None
     if init_image is None and strength is not None:
         raise InputError("--strength applies to image-to-image only: pass --init-image")
@@ -156,20 +157,20 @@ def generate(
             init_image=image,
             strength=strength,
         )
-    metadata = PngInfo()
-    for key, value in (
-        ("prompt", prompt),
-        ("negative_prompt", negative_prompt),
-        ("seed", seed),
-        ("steps", steps),
-        ("guidance", guidance),
-        ("backend", backend),
-        *((("init_image", init_image.name), ("strength", strength)) if init_image else ()),
-        *((("lora", ", ".join(lora)),) if lora else ()),
-    ):
-        metadata.add_text(key, str(value))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.image.save(out, pnginfo=metadata)
+    settings = {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "steps": steps,
+        "guidance": guidance,
+        "backend": backend,
+    }
+    if init_image:
+        settings |= {"init_image": init_image.name, "strength": strength}
+    if lora:
+        settings["lora"] = ", ".join(lora)
+    save_image(result.image, out, settings)
     if timings:
-        timings.write_text(json.dumps(result.timings.to_dict(), indent=2) + "\n")
+        record = json.dumps(result.timings.to_dict(), indent=2) + "\n"
+        write_atomically(timings, record.encode())
     console.print(f"wrote {out} ({result.timings.total:.2f} s)")

@@ -1,5 +1,7 @@
 """`sfmobile noise`: the portable seeded initial latents as a .npy file (docs/noise.md)."""
 
+import io
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +11,10 @@ import typer
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.errors import InputError
 from sfmobile.noise import gaussian_noise
+from sfmobile.output_paths import check_output_file, write_atomically
+
+# Noise is initial latents: even SDXL's are 0.5 MB; anything near this is a typo.
+MAX_NOISE_BYTES = 2**30
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -20,7 +26,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise InputError(
             f"--shape must be comma-separated positive integers like 1,4,64,64, got {text!r}"
         )
-    return tuple(int(part) for part in parts)
+    dims = tuple(int(part) for part in parts)
+    if math.prod(dims) * 4 > MAX_NOISE_BYTES:
+        raise InputError(
+            f"--shape {text}: {math.prod(dims) * 4 / 2**30:.3g} GiB of float32 noise exceeds "
+            f"the {MAX_NOISE_BYTES // 2**30} GiB limit"
+        )
+    return dims
 
 
 @app.command()
@@ -32,9 +44,8 @@ def noise(
 ) -> None:
     """Write the portable Gaussian noise for SEED and SHAPE (docs/noise.md) as a .npy file."""
     dims = parse_shape(shape)
-    if out.suffix != ".npy":
-        raise InputError(f"--out must end in .npy, got {out}")
-    if not out.parent.is_dir():
-        raise InputError(f"--out directory does not exist: {out.parent}")
-    np.save(out, gaussian_noise(seed, dims))
+    check_output_file(out, "--out", (".npy",))
+    array = io.BytesIO()
+    np.save(array, gaussian_noise(seed, dims))
+    write_atomically(out, array.getvalue())
     typer.echo(f"wrote {out} ({'x'.join(map(str, dims))} float32, seed {seed})")

@@ -20,8 +20,12 @@ def ship_demo(
     out: Path = typer.Option(SHIPPED_DEMO_DIR, help="Checkpoint folder to write (replaced)."),
 ) -> None:
     """Student + decoder runs -> the fp16 demo model in the package (refused above 40 MB)."""
+    from sfmobile.output_paths import check_output_folder
     from sfmobile.train.assembly import ship_demo as shipping
+    from sfmobile.weights.sfmobile_checkpoint import FORMAT as CHECKPOINT_FORMAT
 
+    sources = [("--student", student), ("--decoder", decoder)]
+    check_output_folder(out, CHECKPOINT_FORMAT, sources=sources)
     console = Console(stderr=True)
     with console.status("assembling the demo model"):
         sizes = shipping.ship_demo(student, decoder, out)

@@ -21,10 +21,13 @@ def swap_vae(
 ) -> None:
     """Write MODEL with VAE's decoder; refused unless VAE's encoder is MODEL's own."""
     from sfmobile.errors import InputError
+    from sfmobile.output_paths import check_output_folder
     from sfmobile.train.assembly.vae_swap import swap_vae_files
+    from sfmobile.weights.sfmobile_checkpoint import FORMAT as CHECKPOINT_FORMAT
 
     for name, path in (("--model", model), ("--vae", vae)):
         if not path.exists():
             raise InputError(f"{name} {path}: no such file or folder")
+    check_output_folder(out, CHECKPOINT_FORMAT, sources=[("--model", model), ("--vae", vae)])
     swap_vae_files(model, vae, out)
     Console(stderr=True).print(f"wrote {out}")

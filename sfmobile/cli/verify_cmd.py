@@ -27,11 +27,14 @@ def verify(
 ) -> None:
     """Per-component errors and final-image PSNR against PyTorch; exit code 1 if it fails."""
     from sfmobile.bundle import read_bundle
+    from sfmobile.output_paths import check_output_file, write_atomically
     from sfmobile.verify import THRESHOLDS, verify_bundle
     from sfmobile.weights import load_model
 
     if prompts < 1:
         raise InputError(f"--prompts must be >= 1, got {prompts}")
+    if json_out:
+        check_output_file(json_out, "--json")
     source = reference or Path(read_bundle(bundle, verify="sizes").manifest.created_by["source"])
     if not source.exists():
         raise InputError(f"--reference: the manifest's source {source} does not exist; name one")
@@ -55,7 +58,8 @@ def verify(
     limits = ", ".join(f"{k}: PSNR >= {v.min_psnr_db} dB" for k, v in THRESHOLDS.items())
     console.print(f"thresholds: fp32 components max abs <= 1e-4; {limits}")
     if json_out:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+        write_atomically(json_out, text.encode())
     if not report.passed:
         raise typer.Exit(code=1)
     console.print("bundle verified")

@@ -12,7 +12,7 @@ from sfmobile.errors import CheckpointError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import SchedulerConfig
 from sfmobile.weights.components import COMPONENTS, Component, model_config_from_parts
-from sfmobile.weights.safe_io import read_json, read_tensors
+from sfmobile.weights.safe_io import config_errors, read_json, read_tensors
 from sfmobile.weights.strict import load_strict, rename
 
 # Weight file names diffusers and transformers write, most preferred first.
@@ -44,8 +44,9 @@ def read_component_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], Path]
 
 def load_component(folder: Path, component: Component) -> tuple[nn.Module, object]:
     """Build one component from its folder's config.json and fill it strictly."""
-    config = component.config_from_diffusers(read_json(folder / "config.json"))
-    module = component.build(config)
+    with config_errors(folder / "config.json"):
+        config = component.config_from_diffusers(read_json(folder / "config.json"))
+        module = component.build(config)
     tensors, source = read_component_tensors(folder)
     tensors = {k: v for k, v in tensors.items() if k not in component.ignored}
     state, unexpected = rename(tensors, component.diffusers_key_map(config))
@@ -65,9 +66,10 @@ def load_diffusers_folder(path: Path) -> StableDiffusion:
             raise CheckpointError(f"{folder}: missing component folder")
         modules[component.name], configs[component.name] = load_component(folder, component)
     scheduler_file = path / "scheduler" / "scheduler_config.json"
-    scheduler = SchedulerConfig.from_diffusers(
-        read_json(scheduler_file), source=str(scheduler_file)
-    )
+    with config_errors(scheduler_file):
+        scheduler = SchedulerConfig.from_diffusers(
+            read_json(scheduler_file), source=str(scheduler_file)
+        )
     tokenizer_dir = path / "tokenizer"
     return StableDiffusion(
         config=model_config_from_parts(configs),

@@ -19,7 +19,7 @@ from sfmobile.scheduler import SchedulerConfig
 from sfmobile.staged_folder import staged_folder
 from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.components import COMPONENTS
-from sfmobile.weights.safe_io import read_json, read_tensors
+from sfmobile.weights.safe_io import config_errors, read_json, read_tensors
 from sfmobile.weights.strict import load_strict
 
 FORMAT = "sfmobile-checkpoint"
@@ -63,7 +63,9 @@ def load_checkpoint(folder: Path) -> StableDiffusion:
             f"{folder / CONFIG_FILE}: not an sfmobile checkpoint of format version "
             f"{FORMAT_VERSION} (found {meta.get('format')!r} {meta.get('format_version')!r})"
         )
-    config = ModelConfig.from_dict(meta["model"])
+    with config_errors(folder / CONFIG_FILE):
+        config = ModelConfig.from_dict(meta["model"])
+        scheduler = SchedulerConfig.from_dict(meta["scheduler"], source=str(folder / CONFIG_FILE))
     tensors = read_tensors(folder / WEIGHTS_FILE)
     modules = {}
     for component in COMPONENTS:
@@ -73,7 +75,8 @@ def load_checkpoint(folder: Path) -> StableDiffusion:
             for key, tensor in tensors.items()
             if key.startswith(prefix)
         }
-        module = component.build(component.config_of(config))
+        with config_errors(folder / CONFIG_FILE):
+            module = component.build(component.config_of(config))
         load_strict(module, state, f"{folder / WEIGHTS_FILE} ({component.name})")
         modules[component.name] = module
     known = tuple(component.name + "." for component in COMPONENTS)
@@ -86,7 +89,7 @@ def load_checkpoint(folder: Path) -> StableDiffusion:
         unet=modules["unet"],
         text_encoder=modules["text_encoder"],
         vae=modules["vae"],
-        scheduler=SchedulerConfig.from_dict(meta["scheduler"]),
+        scheduler=scheduler,
         tokenizer_dir=tokenizer_dir if tokenizer_dir.is_dir() else None,
         source=str(folder),
     ).eval()

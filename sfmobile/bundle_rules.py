@@ -1,0 +1,77 @@
+"""The checks a bundle reader makes beyond the JSON Schema: closure (every file a component or
+the tokenizer uses is listed, checksummed and inside the bundle folder, symlinks included) and
+the consistency the runtimes rely on. export/README.md "Closure rules" is the text both the
+Python and the Kotlin reader implement; the rule numbers below are the README's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sfmobile.errors import BundleError
+
+
+def used_paths(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where in the manifest, path string) of every file a component or the tokenizer uses."""
+    for name, component in data["components"].items():
+        for index, file in enumerate(component["files"]):
+            yield f"components.{name}.files[{index}]", file
+    for key in ("vocab", "merges"):
+        yield f"tokenizer.{key}", data["tokenizer"][key]
+
+
+def check_listed(data: dict[str, Any], where: str) -> None:
+    """Rule 3: every used path is a key of `files` (so it is size- and sha256-checked)."""
+    for label, file in used_paths(data):
+        if file not in data["files"]:
+            raise BundleError(f"{where}: {label} {file!r} is not listed in files (no checksum)")
+
+
+def check_inside(data: dict[str, Any], folder: Path, where: str) -> None:
+    """Rule 4: every `files` entry resolves, symlinks followed, to a regular file strictly
+    inside the bundle folder."""
+    root = folder.resolve()
+    for name in data["files"]:
+        try:
+            resolved = (folder / name).resolve()
+        except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop
+            raise BundleError(f"{where}: files entry {name!r} does not resolve ({error})") from None
+        if not resolved.is_relative_to(root) or resolved == root:
+            raise BundleError(
+                f"{where}: files entry {name!r} resolves outside the bundle folder ({resolved})"
+            )
+        if not resolved.is_file():
+            raise BundleError(f"{folder / name}: missing from the bundle (files entry {name!r})")
+
+
+def check_shapes(data: dict[str, Any], where: str) -> None:
+    """Rules 6-7: the image is the latent times one integer factor in both directions; the
+    UNet's first input and the decoder's input are [batch, channels, latent h, latent w]."""
+    image, latent = data["image"], data["latent"]
+    factor = image["height"] // latent["height"]
+    if (
+        factor < 1
+        or image["height"] != factor * latent["height"]
+        or (image["width"] != factor * latent["width"])
+    ):
+        raise BundleError(
+            f"{where}: image {image['height']}x{image['width']} is not latent "
+            f"{latent['height']}x{latent['width']} times one integer factor"
+        )
+    expected = [latent["channels"], latent["height"], latent["width"]]
+    for name in ("unet", "decoder"):
+        shape = data["components"][name]["inputs"][0]["shape"]
+        if len(shape) != 4 or shape[1:] != expected:
+            raise BundleError(
+                f"{where}: components.{name}.inputs[0].shape {shape} is not "
+                f"[batch, {', '.join(map(str, expected))}] (latent)"
+            )
+
+
+def check_rules(data: dict[str, Any], folder: Path, where: str) -> None:
+    """Every rule the schema cannot state, on a manifest that passed the schema."""
+    check_listed(data, where)
+    check_inside(data, folder, where)
+    check_shapes(data, where)
