@@ -13,11 +13,14 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from typer.testing import CliRunner
 
 from sfmobile.bench.derive import ratios
 from sfmobile.bench.machine import parse_cpuinfo
 from sfmobile.bench.macs import count_macs
 from sfmobile.bench.report import chart, markdown
+from sfmobile.cli import app
+from sfmobile.cli.app import _register_commands
 
 CPUINFO = Path(__file__).parent / "golden" / "cpuinfo"
 REPO = Path(__file__).resolve().parents[1]
@@ -167,6 +170,22 @@ def test_markdown_and_chart_of_synthetic_results(tmp_path) -> None:
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--backends", "cuda"], "--backends cuda"),
+        (["--backends", "tflite", "--precisions", "fp32"], "no such recipe"),
+        (["--baseline-steps", "0"], "--baseline-steps"),
+        (["--preset", "sd99"], "--preset 'sd99'"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path, option, message) -> None:
+    _register_commands()
+    result = CliRunner().invoke(app, ["bench", "--out", str(tmp_path), *option])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "results.jsonl").exists()
+
+
 CASE_KEYS = {"record", "kind", "name", "case", "backend", "precision", "status", "pid"}
 TIMED_KEYS = {"median_s", "min_s", "max_s", "spread_pct", "times_s", "peak_rss_mb"}
 
@@ -202,3 +221,26 @@ def test_tiny_bench_end_to_end(tmp_path) -> None:
     assert any(r["kind"] == "profile" and r["op_shares"] for r in cases)
     assert "extrapolated from 1 steps" in (out / "report.md").read_text()
     assert (out / "chart.png").stat().st_size > 0
+
+
+def test_variants_keep_a_checkpoints_weights_and_swap_in_the_half_decoder(tmp_path) -> None:
+    """--model: the checkpoint's UNet and text encoder are the ones timed; the half-channel
+    decoder and the guidance-input UNet are rebuilt identically in every process."""
+    import torch
+
+    from sfmobile.bench.variants import Source, build
+    from sfmobile.models.random_init import random_model
+    from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
+
+    saved = random_model("tiny", seed=7)
+    save_checkpoint(saved, tmp_path / "ckpt")
+    source = Source("tiny", str(tmp_path / "ckpt"), "tiny")
+    half = build(source, "b2-half")
+    for name, tensor in saved.unet.state_dict().items():
+        assert torch.equal(half.unet.state_dict()[name], tensor), name
+    halves = [c // 2 for c in saved.config.vae.decoder_channels]
+    assert list(half.config.vae.decoder_channels) == halves
+    again = build(source, "b2-half")
+    first, second = half.vae.state_dict(), again.vae.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert build(source, "guided").config.unet.guidance_embedding
