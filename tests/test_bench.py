@@ -5,6 +5,7 @@ texts, the report writers on synthetic results, and one tiny end-to-end run (no 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -75,6 +76,41 @@ def test_mac_counter_matches_a_hand_count() -> None:
     }
     assert count.total == conv + grouped + transposed + matmul + gemm
     assert count.unresolved == []
+
+
+def test_mac_counter_on_an_exported_decoder_matches_torch_module_hooks(tmp_path) -> None:
+    """The unsimplified export of a small VAE decoder (reshapes from computed shapes) against
+    MACs counted on the torch modules themselves: conv and linear hooks plus the mid
+    attention's two n x n x c products."""
+    import torch
+
+    from sfmobile.export.targets import DecoderExport
+    from sfmobile.models.vae import AutoencoderKL
+    from tests.tiny_models import vae
+
+    torch.manual_seed(0)
+    decoder = DecoderExport(AutoencoderKL(vae())).eval()
+    counted = []
+
+    def hook(module, inputs, output) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+        else:
+            per_output = module.in_features
+        counted.append(output.numel() * per_output)
+
+    for module in decoder.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            module.register_forward_hook(hook)
+    latents = torch.randn(1, 4, 8, 8)
+    positions, channels = 8 * 8, vae().decoder_channels[-1]
+    with torch.no_grad():
+        decoder(latents)
+        expected = sum(counted) + 2 * positions * positions * channels
+        torch.onnx.export(decoder, (latents,), str(tmp_path / "d.onnx"), dynamo=False)
+    count = count_macs(tmp_path / "d.onnx")
+    assert count.unresolved == []
+    assert count.total == expected
 
 
 def test_mac_counter_reports_ops_whose_shapes_are_unknown() -> None:

@@ -82,7 +82,8 @@ def count_macs(model: onnx.ModelProto | Path) -> MacCount:
     """MACs of one run of `model` (a loaded graph or a file; external weights are not read)."""
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model), load_external_data=False)
-    inferred = shape_inference.infer_shapes(model)
+    # data_prop: shapes computed in the graph (Shape -> Concat -> Reshape) become known too
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
     shapes = _shapes(inferred)
     count = MacCount()
     for node in inferred.graph.node:

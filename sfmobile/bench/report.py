@@ -87,6 +87,8 @@ def _derived(records: list[dict]) -> list[str]:
         lines += [f"- {r['recipe']}/{r['case']}: {r['psnr_db']} dB vs {r['against']}" for r in psnr]
         lines.append("")
     limit = [r for r in records if r.get("record") == "limit"]
+    if not limit:
+        lines += ["No MAC counts: they are read from the run's onnx-fp32 bundles.", ""]
     if limit:
         lines += [
             "## The limit: MACs counted from the ONNX graph, share of nominal fp32 peak",
