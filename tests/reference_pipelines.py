@@ -8,10 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 
-from sfmobile.tokenizer import ClipTokenizer
+from sfmobile.bench.diffusers_baseline import (
+    assemble,
+    sd_scheduler,
+    sd_text_encoder,
+    sd_tokenizer,
+)
 
 TINY_SIZE = 64  # the image side build_tiny_reference's pipeline runs at (latents 16 x 16)
 
@@ -20,44 +24,9 @@ def save_reference_pipeline(
     folder: Path, unet, vae, prediction_type: str = "epsilon"
 ) -> StableDiffusionPipeline:
     """Builds the pipeline around `unet` and `vae` and saves it to folder/"model"."""
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-        )
-    )
-    vocab = folder / "vocab"
-    ClipTokenizer.default().save(vocab)
-    tokenizer = CLIPTokenizer(
-        str(vocab / "vocab.json"),
-        str(vocab / "merges.txt"),
-        pad_token="<|endoftext|>",
-        model_max_length=77,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    text_encoder = sd_text_encoder(hidden_size=32, intermediate_size=64, layers=2, heads=4)
+    tokenizer = sd_tokenizer(folder / "vocab")
+    pipe = assemble(unet, vae, text_encoder, tokenizer, sd_scheduler(prediction_type))
     pipe.save_pretrained(folder / "model")
     return pipe
 

@@ -1,0 +1,147 @@
+"""One benchmark case, run as `python -m sfmobile.bench.child '<case JSON>'` in a fresh
+process (so its peak memory and warm-up are its own); prints one JSON line of results.
+
+Case kinds: export (a bundle), component (text_encoder / unet / decoder calls), pipeline (the
+whole text-to-image run), diffusers (the baseline pipeline), profile (onnxruntime's profiler).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from sfmobile.bench.variants import Source, build, cfg_batch
+
+PROMPT = "a red bicycle leaning on a blue door"
+
+
+def repeat(call: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds of `repeats` calls after one untimed warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def open_case_backend(case: dict):
+    """The case's backend: its bundle for onnx/tflite, the rebuilt variant for torch."""
+    from sfmobile.backends.factory import open_backend
+
+    if case["backend"] == "torch":
+        from sfmobile.backends.torch_backend import TorchBackend
+
+        return TorchBackend(build(Source(**case["source"]), case["variant"]))
+    return open_backend(Path(case["bundle"]), case["backend"], verify="sizes")
+
+
+def run_export(case: dict) -> dict:
+    from sfmobile.export.bundle_export import export_bundle
+
+    model = build(Source(**case["source"]), case["variant"])
+    start = time.perf_counter()
+    out = export_bundle(
+        model,
+        Path(case["bundle"]),
+        case["backend"],
+        case["precision"],
+        case.get("quantization"),
+        height=case["size"],
+        width=case["size"],
+        cfg_batch=cfg_batch(case["variant"]),
+        calibration_prompts=2,
+    )
+    seconds = time.perf_counter() - start
+    sizes = {p.name: p.stat().st_size for p in Path(out).rglob("*") if p.is_file()}
+    return {"export_s": round(seconds, 2), "bundle_mb": round(sum(sizes.values()) / 1e6, 2)}
+
+
+def run_component(case: dict) -> dict:
+    backend = open_case_backend(case)
+    info, size = backend.info, case["size"]
+    h = size // info.vae_downscale
+    rng = np.random.default_rng(0)
+    component, calls = case["component"], case.get("calls", 1)
+    if component == "text_encoder":
+        ids = rng.integers(0, 49407, (1, 77)).astype(np.int32)
+        call = lambda: backend.encode_text(ids)  # noqa: E731
+    elif component == "decoder":
+        latents = rng.standard_normal((1, info.latent_channels, h, h), dtype=np.float32)
+        call = lambda: backend.decode(latents)  # noqa: E731
+    else:
+        batch = case["batch"]
+        latents = rng.standard_normal((batch, info.latent_channels, h, h), dtype=np.float32)
+        text = rng.standard_normal((batch, 77, info.text_width), dtype=np.float32)
+        guidance = 7.5 if info.guidance_input else None
+
+        def call() -> None:
+            for _ in range(calls):
+                backend.predict(latents, 500.0, text, guidance)
+
+    return {"times_s": repeat(call, case["repeats"])}
+
+
+def run_pipeline(case: dict) -> dict:
+    from sfmobile.pipeline import Pipeline
+
+    backend = open_case_backend(case)
+    pipeline = Pipeline(backend, cfg_batch(case["variant"]))
+    size, runs = case["size"], []
+
+    def call() -> None:
+        runs.append(pipeline.generate(PROMPT, steps=case["steps"], height=size, width=size))
+
+    times = repeat(call, case["repeats"])
+    runs[-1].image.save(case["image"])
+    parts = [r.timings for r in runs[1:]]
+    return {
+        "times_s": times,
+        "steps": case["steps"],
+        "unet_calls": len(parts[-1].unet),
+        "parts_s": {
+            "text_encoder": float(np.median([p.text_encoder for p in parts])),
+            "unet": float(np.median([sum(p.unet) for p in parts])),
+            "scheduler": float(np.median([p.scheduler for p in parts])),
+            "decoder": float(np.median([p.decoder for p in parts])),
+        },
+        "image": case["image"],
+    }
+
+
+def run_diffusers(case: dict) -> dict:
+    from sfmobile.bench.diffusers_baseline import time_diffusers
+
+    return time_diffusers(case["scale"], case["size"], case["steps"], case["repeats"])
+
+
+def run_profile(case: dict) -> dict:
+    from sfmobile.bench.profile import profile_onnx
+
+    return profile_onnx(Path(case["model"]), case["repeats"], Path(case["trace_dir"]))
+
+
+KINDS = {
+    "export": run_export,
+    "component": run_component,
+    "pipeline": run_pipeline,
+    "diffusers": run_diffusers,
+    "profile": run_profile,
+}
+
+
+def main() -> None:
+    case = json.loads(sys.argv[1])
+    result = KINDS[case["kind"]](case)
+    print(json.dumps({**result, "pid": os.getpid()}))
+
+
+if __name__ == "__main__":
+    main()
