@@ -25,6 +25,31 @@ settings.register_profile("deep", max_examples=400, **_FUZZ)
 settings.load_profile("fast")
 
 
+# Modules whose tests take minutes in all (exports to TFLite, training runs, the JVM, fresh
+# processes): marked `slow`, so `pytest -m "not slow"` is the quick set for a developer. CI runs
+# every test.
+SLOW_MODULES = {
+    "test_bench",
+    "test_demo",
+    "test_demo_quality",
+    "test_distill",
+    "test_export_matrix",
+    "test_export_tflite",
+    "test_img2img",
+    "test_lora",
+    "test_sfcore",
+    "test_train_ddp",
+    "test_train_decoder",
+    "test_train_loop",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models train fastest, and time steadily on a busy machine, on one torch thread

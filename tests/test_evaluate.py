@@ -133,13 +133,12 @@ def test_unet_calls_per_image_counts_what_the_unet_sees(tiny_model, guidance):
     assert result.unet_calls_per_image == (2 if guidance == 1.0 else 4)
 
 
-def test_evaluate_is_reproducible_and_in_range(tiny_model):
+def test_evaluate_is_reproducible(tiny_model):
     prompts = heldout_prompts(4, seed=0)
     first = evaluate(tiny_model, 2, 4.5, prompts, seed=7, batch_size=3)
     second = evaluate(tiny_model, 2, 4.5, prompts, seed=7, batch_size=3)
     assert (first.adherence, first.fd) == (second.adherence, second.fd)
-    assert 0.0 <= first.adherence.rate <= 1.0 and first.fd > 0.0
-    assert first.seconds_per_image > 0.0 and first.prompts == 4
+    assert first.fd > 0.0 and first.prompts == 4  # generated and real renders differ
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ regeneration."""
 import hashlib
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -132,12 +131,6 @@ def test_same_seed_repeats_and_each_seed_word_changes_output():
     np.testing.assert_array_equal(gaussian_noise(1, (64,)), base)
     for other_seed in (2, 1 + 2**32):  # low word, high word
         assert not np.array_equal(gaussian_noise(other_seed, (64,)), base)
-
-
-def test_full_size_latent_is_fast():
-    start = time.perf_counter()
-    gaussian_noise(0, (1, 4, 128, 128))
-    assert time.perf_counter() - start < 0.5
 
 
 @pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "3", True])

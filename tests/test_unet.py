@@ -1,5 +1,8 @@
 """Our UNet against diffusers' UNet2DConditionModel, weights moved through our own loaders."""
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
@@ -148,3 +151,13 @@ def test_unet_compvis_names_agree_with_diffusers_converter():
             atol=1e-5,
             rtol=0,
         )
+
+
+def test_readme_states_each_presets_parameter_count():
+    """The README's numbers are the presets' own (a changed preset must change its docs)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    stated = re.search(r"`sd15` \(SD-1\.5's UNet, ([\d,]+) parameters\)", readme)
+    table3 = re.search(r"`snapfusion` \(SnapFusion's Table 3,\s+([\d,]+) parameters", readme)
+    assert stated and table3, "README's Layout section no longer states the parameter counts"
+    assert int(stated[1].replace(",", "")) == parameter_count(sd15_unet())
+    assert int(table3[1].replace(",", "")) == parameter_count(snapfusion_unet())
