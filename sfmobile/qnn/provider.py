@@ -1,0 +1,69 @@
+"""ONNX Runtime sessions on QNN's HTP backend through the onnxruntime-qnn plugin.
+
+onnxruntime-qnn (the `qnn` extra) is a plugin execution provider: its library is registered with
+ONNX Runtime once per process, then added to a session's options for its devices. On x86 the HTP
+backend is QNN's simulator: bit-faithful to the phone's NPU, far slower.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+from sfmobile.errors import InputError
+from sfmobile.qnn.socs import Soc
+
+EP_NAME = "QNNExecutionProvider"
+MISSING = (
+    "the QNN execution provider is not installed: pip install 'sfmobile[qnn]' "
+    "(the onnxruntime-qnn wheel, x86-64 Linux/Windows)"
+)
+_registered = False
+
+
+def qnn_devices() -> list:
+    """The plugin's devices, registering its library the first time (InputError if missing)."""
+    global _registered
+    if not _registered:
+        try:
+            import onnxruntime_qnn
+        except ImportError:
+            raise InputError(MISSING) from None
+        ort.register_execution_provider_library(EP_NAME, onnxruntime_qnn.get_library_path())
+        _registered = True
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == EP_NAME]
+    if not devices:
+        raise InputError(f"{MISSING}: registered, but it offers no device")
+    return devices
+
+
+def htp_options(soc: Soc, fp16: bool) -> dict[str, str]:
+    """Provider options for one SoC; fp16: run float graphs in float16 on the HTP."""
+    return {
+        "backend_type": "htp",
+        "htp_arch": str(soc.htp_arch),
+        "soc_model": str(soc.soc_model),
+        "enable_htp_fp16_precision": "1" if fp16 else "0",
+    }
+
+
+def htp_session(
+    model: Path,
+    soc: Soc,
+    fp16: bool,
+    context_file: Path | None = None,
+    allow_cpu_fallback: bool = True,
+) -> ort.InferenceSession:
+    """A session whose graph runs on the HTP. context_file: compile ahead of time and write the
+    EPContext model there (its `.bin` beside it). allow_cpu_fallback False: a node the HTP
+    rejects is an error instead of running on the CPU."""
+    options = ort.SessionOptions()
+    if not allow_cpu_fallback:
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    if context_file is not None:
+        options.add_session_config_entry("ep.context_enable", "1")
+        options.add_session_config_entry("ep.context_embed_mode", "0")
+        options.add_session_config_entry("ep.context_file_path", str(context_file))
+    options.add_provider_for_devices(qnn_devices(), htp_options(soc, fp16))
+    return ort.InferenceSession(str(model), options)
