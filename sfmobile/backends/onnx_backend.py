@@ -11,7 +11,8 @@ the batch runs in slices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -31,14 +32,19 @@ class BoundSession:
     """One component: its session and its IO-bound input/output buffers."""
 
     def __init__(
-        self, bundle: Bundle, name: str, options: ort.SessionOptions, providers: Sequence[str]
+        self,
+        bundle: Bundle,
+        name: str,
+        open_session: Callable[[Path], ort.InferenceSession],
+        format: str = "onnx",
     ) -> None:
         self.name = name
         self.spec: ComponentSpec = bundle.manifest.components[name]
-        if self.spec.format != "onnx":
-            raise BundleError(f"{bundle.path}: component {name} is {self.spec.format}, not onnx")
-        path = bundle.file(self.spec.files[0])
-        self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+        if self.spec.format != format:
+            raise BundleError(
+                f"{bundle.path}: component {name} is {self.spec.format}, not {format}"
+            )
+        self.session = open_session(bundle.file(self.spec.files[0]))
         self.inputs = input_buffers(self.spec)
         output = self.spec.outputs[0]
         self.output = np.zeros(output.shape, NUMPY_DTYPES[output.dtype])
@@ -83,6 +89,7 @@ class OnnxBackend:
     """encode_text / predict / decode on ONNX Runtime (see base.Backend for shapes)."""
 
     name = "onnx"
+    format = "onnx"  # the manifest's component format this backend runs
 
     def __init__(
         self,
@@ -97,9 +104,15 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.text_encoder = BoundSession(bundle, "text_encoder", options, providers)
-        self.unet = BoundSession(bundle, "unet", options, providers)
-        self.decoder = BoundSession(bundle, "decoder", options, providers)
+        self.open_components(
+            lambda path: ort.InferenceSession(str(path), options, providers=list(providers))
+        )
+
+    def open_components(self, open_session: Callable[[Path], ort.InferenceSession]) -> None:
+        """One bound session per component, each opened by `open_session(model file)`."""
+        self.text_encoder = BoundSession(self.bundle, "text_encoder", open_session, self.format)
+        self.unet = BoundSession(self.bundle, "unet", open_session, self.format)
+        self.decoder = BoundSession(self.bundle, "decoder", open_session, self.format)
         self.unet_names = [t.name for t in self.unet.spec.inputs]
 
     def encode_text(self, token_ids: np.ndarray) -> np.ndarray:

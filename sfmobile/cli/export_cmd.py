@@ -16,8 +16,8 @@ from sfmobile.cli.app import app, user_errors_exit_2
 @user_errors_exit_2
 def export(
     model: Path = typer.Option(..., help="diffusers folder, sfmobile checkpoint or CompVis file"),
-    format: str = typer.Option(..., "--format", help="onnx | tflite"),
-    precision: str = typer.Option(..., help="fp32 | fp16 | int8"),
+    format: str = typer.Option(..., "--format", help="onnx | tflite | qnn"),
+    precision: str = typer.Option(..., help="fp32 | fp16 | int8; qnn: w8a16 | w8a8 | fp16"),
     quantization: str = typer.Option(None, help="int8 only: dynamic (default) | static"),
     out: Path = typer.Option(..., help="Bundle folder to write (replaced when complete)."),
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
@@ -26,6 +26,10 @@ def export(
     cfg_batch: int = typer.Option(2, help="UNet batch: 2 = [uncond, cond] per call, 1 = two."),
     calibration_prompts: int = typer.Option(8, help="Prompts for static int8 calibration."),
     seed: int = typer.Option(0, help="Seed of the calibration generations."),
+    soc: str = typer.Option(None, help="qnn: the Snapdragon SoC to compile for, e.g. SM8650."),
+    allow_cpu_fallback: bool = typer.Option(
+        False, help="qnn: accept nodes the HTP rejects running on the CPU (else an error)."
+    ),
 ) -> None:
     """Export the text encoder, UNet and decoder to a bundle (manifest.json + model files)."""
     from sfmobile.export.bundle_export import check_recipe, export_bundle
@@ -54,6 +58,8 @@ def export(
             calibration_prompts=calibration_prompts,
             seed=seed,
             phase=phase,
+            soc=soc,
+            allow_cpu_fallback=allow_cpu_fallback,
         )
     print_sizes(path, console)
     console.print(f"wrote {path} in {time.perf_counter() - started:.1f} s")

@@ -39,12 +39,19 @@ def qnn_devices() -> list:
 
 
 def htp_options(soc: Soc, fp16: bool) -> dict[str, str]:
-    """Provider options for one SoC; fp16: run float graphs in float16 on the HTP."""
+    """Provider options for one SoC; fp16: run float graphs in float16 on the HTP.
+
+    offload_graph_io_quantization=0: the graph-edge Quantize/Dequantize of a QDQ model are
+    compiled into the HTP context, whose inputs and outputs are then float32. With the default
+    (1) they stay ONNX Runtime CPU nodes around the context, and running a compiled context of
+    the tiny UNet (three inputs, 8-step calibration) crashed ONNX Runtime 1.32 + onnxruntime-qnn
+    2.7.0 with a segmentation fault (the same graph compiled with 0 runs)."""
     return {
         "backend_type": "htp",
         "htp_arch": str(soc.htp_arch),
         "soc_model": str(soc.soc_model),
         "enable_htp_fp16_precision": "1" if fp16 else "0",
+        "offload_graph_io_quantization": "0",
     }
 
 
