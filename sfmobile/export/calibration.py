@@ -8,6 +8,7 @@ decoder's latents. Samples are laid out to match the export targets' static shap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,12 +113,14 @@ def collect_calibration(
     height: int = 512,
     width: int = 512,
     unet_batch: int = 2,
+    prompt_set: Sequence[str] = CALIBRATION_PROMPTS,
 ) -> CalibrationSet:
-    """Run the fp32 PyTorch pipeline on `prompts` prompts (seeds seed, seed+1, ...)."""
+    """Run the fp32 PyTorch pipeline on `prompts` prompts of `prompt_set` (cycled; seeds seed,
+    seed+1, ...)."""
     recorder = RecordingBackend(TorchBackend(model))
     pipeline = Pipeline(recorder, cfg_batch=2)
     for index in range(prompts):
-        prompt = CALIBRATION_PROMPTS[index % len(CALIBRATION_PROMPTS)]
+        prompt = prompt_set[index % len(prompt_set)]
         pipeline.generate(
             prompt,
             steps=steps,
