@@ -67,7 +67,8 @@ def test_bundle_runs_wholly_on_the_htp_and_makes_the_torch_image(bundles, torch_
         assert placed["cpu_nodes"] == [] and placed["htp_nodes"] > 0, component
     for name, spec in manifest["components"].items():
         assert spec["files"] == [f"{name}_ctx.onnx", f"{name}_ctx_qnn.bin"]
-        assert spec["format"] == "qnn" and spec["precision"] == precision
+        expected = "fp16" if name == "text_encoder" else precision  # its causal mask
+        assert spec["format"] == "qnn" and spec["precision"] == expected
         assert {t["dtype"] for t in spec["inputs"] + spec["outputs"]} <= {"float32", "int32"}
         assert all(f in manifest["files"] for f in spec["files"])
     backend = open_backend(bundles[precision], "qnn")
@@ -101,7 +102,7 @@ def test_rejected_nodes_fail_the_export_naming_them(model, tmp_path, monkeypatch
     import sfmobile.export.qnn as qnn_export
 
     monkeypatch.setattr(qnn_export, "htp_overrides", lambda graph: {})
-    with pytest.raises(ConfigError, match=r"text_encoder: \d+ nodes would fall back.*LayerNorm"):
+    with pytest.raises(ConfigError, match=r"unet: \d+ nodes would fall back.*LayerNorm"):
         export_bundle(
             model, tmp_path / "b", "qnn", "w8a8", height=SIZE, width=SIZE,
             calibration_prompts=1, soc="SM8550",

@@ -28,5 +28,5 @@ def test_missing_plugin_is_a_clear_error(monkeypatch):
 def test_plugin_offers_an_htp_session_option_set():
     pytest.importorskip("onnxruntime_qnn")
     assert provider.qnn_devices()
-    options = provider.htp_options(SOCS["SM8550"], fp16=True)
+    options = provider.htp_options(SOCS["SM8550"])
     assert options["htp_arch"] == "73" and options["soc_model"] == "43"

@@ -38,8 +38,7 @@ class QnnBackend(OnnxBackend):
             )
         self.bundle = bundle
         self.info = model_info(bundle)
-        fp16 = bundle.manifest.components["unet"].precision == "fp16"
         # A node off the HTP was accepted at export (--allow-cpu-fallback) and recorded in the
         # placement; otherwise one appearing now is an error, not a silent CPU fallback.
         fallback = any(p["cpu_nodes"] or p["io_nodes"] for p in section["placement"].values())
-        self.open_components(lambda path: htp_session(path, device, fp16, None, fallback))
+        self.open_components(lambda path: htp_session(path, device, None, fallback))

@@ -38,8 +38,9 @@ def qnn_devices() -> list:
     return devices
 
 
-def htp_options(soc: Soc, fp16: bool) -> dict[str, str]:
-    """Provider options for one SoC; fp16: run float graphs in float16 on the HTP.
+def htp_options(soc: Soc) -> dict[str, str]:
+    """Provider options for one SoC. Float graphs (and the float parts of a mixed one) run in
+    float16 (enable_htp_fp16_precision=1, also the provider's default); quantized ops ignore it.
 
     offload_graph_io_quantization=0: the graph-edge Quantize/Dequantize of a QDQ model are
     compiled into the HTP context, whose inputs and outputs are then float32. With the default
@@ -50,7 +51,7 @@ def htp_options(soc: Soc, fp16: bool) -> dict[str, str]:
         "backend_type": "htp",
         "htp_arch": str(soc.htp_arch),
         "soc_model": str(soc.soc_model),
-        "enable_htp_fp16_precision": "1" if fp16 else "0",
+        "enable_htp_fp16_precision": "1",
         "offload_graph_io_quantization": "0",
     }
 
@@ -58,7 +59,6 @@ def htp_options(soc: Soc, fp16: bool) -> dict[str, str]:
 def htp_session(
     model: Path,
     soc: Soc,
-    fp16: bool,
     context_file: Path | None = None,
     allow_cpu_fallback: bool = True,
 ) -> ort.InferenceSession:
@@ -72,5 +72,5 @@ def htp_session(
         options.add_session_config_entry("ep.context_enable", "1")
         options.add_session_config_entry("ep.context_embed_mode", "0")
         options.add_session_config_entry("ep.context_file_path", str(context_file))
-    options.add_provider_for_devices(qnn_devices(), htp_options(soc, fp16))
+    options.add_provider_for_devices(qnn_devices(), htp_options(soc))
     return ort.InferenceSession(str(model), options)
