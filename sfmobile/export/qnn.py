@@ -14,6 +14,11 @@ uint16 tensors): the edge Quantize/Dequantize nodes run outside the HTP, as on t
 What the HTP rejected and how it is rewritten (measured on the tiny, demo and SD-1.5 graphs):
   - quantized LayerNormalization with an int8 gamma: QNN error 3110. A uint8 gamma is accepted
     (and keeps gammas that are not centred on zero exact to 1/255 of their range).
+  - a Sigmoid with a uint16 output (ONNX Runtime's QNN config fixes its scale to 1/65536) came
+    out wrong on the HTP for some tensors (the tiny UNet's down_stages.2 SiLU: 0.93 off on [0, 1];
+    the same graph on ONNX Runtime's CPU was right), wrecking every w8a16 UNet and decoder. Its
+    output is quantized to uint8 instead (1/255 steps on [0, 1]): tiny UNet max abs at t=876
+    0.37 -> 0.06, as close as the CPU's run of the same graph.
   - Erf (the exact GELU) has no quantized HTP op: the Div/Erf/Add/Mul/Mul chain is fused into
     one Gelu node (ONNX Runtime's QNN preprocessing), which the HTP runs.
 The text encoder stays fp16 in w8a16/w8a8 bundles (FLOAT_COMPONENTS); its manifest precision
@@ -60,12 +65,15 @@ def rewrite_for_htp(source: Path, destination: Path) -> Path:
 
 
 def htp_overrides(graph: onnx.GraphProto) -> dict[str, list[dict]]:
-    """Per-tensor quantization the HTP needs: LayerNormalization gammas as uint8 (see the
-    module docstring: int8 ones are rejected with error 3110)."""
+    """Per-tensor quantization the HTP needs (see the module docstring): LayerNormalization
+    gammas as uint8 (int8 ones are rejected with error 3110), Sigmoid outputs as uint8."""
     from onnxruntime.quantization import QuantType
 
     gammas = {n.input[1] for n in graph.node if n.op_type == "LayerNormalization"}
-    return {name: [{"quant_type": QuantType.QUInt8, "symmetric": False}] for name in gammas}
+    sigmoids = {n.output[0] for n in graph.node if n.op_type == "Sigmoid"}
+    overrides = {name: [{"quant_type": QuantType.QUInt8, "symmetric": False}] for name in gammas}
+    overrides.update({name: [{"quant_type": QuantType.QUInt8}] for name in sigmoids})
+    return overrides
 
 
 def quantize_qdq(
