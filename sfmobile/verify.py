@@ -49,9 +49,9 @@ THRESHOLDS = {
     "fp16": Thresholds(component_max_abs=None, min_psnr_db=35.0),
     "int8-dynamic": Thresholds(component_max_abs=None, min_psnr_db=22.0),
     "int8-static": Thresholds(component_max_abs=None, min_psnr_db=22.0),
-    # QNN bundles on the HTP simulator, provisional (docs/verify.md, "QNN"): measured on the tiny
-    # random model only (fp16 55 dB, w8a8 25 dB, w8a16 15 dB); w8a16 has an open defect.
-    "w8a16": Thresholds(component_max_abs=None, min_psnr_db=12.0),
+    # QNN bundles on the HTP simulator (docs/verify.md, "QNN"): worst measured image w8a16 28.4 dB
+    # (demo), w8a8 24.1 dB (tiny; the demo model's w8a8 at 16 dB fails, as it should).
+    "w8a16": Thresholds(component_max_abs=None, min_psnr_db=25.0),
     "w8a8": Thresholds(component_max_abs=None, min_psnr_db=20.0),
 }
 
