@@ -99,6 +99,7 @@ class Manifest:
     guidance: dict[str, Any]
     created_by: dict[str, Any]
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    qnn: dict[str, Any] | None = None  # QNN bundles only: SoC and node placement
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -108,6 +109,8 @@ class Manifest:
             for tensor in component["inputs"] + component["outputs"]:
                 if tensor["quantization"] is None:
                     del tensor["quantization"]
+        if data["qnn"] is None:
+            del data["qnn"]
         return data
 
     @staticmethod

@@ -7,15 +7,19 @@ from pathlib import Path
 from sfmobile.backends.base import Backend
 from sfmobile.errors import InputError
 
-BACKENDS = ("torch", "onnx", "tflite")
+BACKENDS = ("torch", "onnx", "tflite", "qnn")
 
 
 def open_backend(
-    path: Path | None, name: str, preset: str | None = None, verify: str = "full"
+    path: Path | None,
+    name: str,
+    preset: str | None = None,
+    verify: str = "full",
+    soc: str | None = None,
 ) -> Backend:
     """torch: a diffusers folder, sfmobile checkpoint or CompVis file, or no path for the shipped
-    demo model; onnx/tflite: a bundle of that format (checksums verified unless
-    verify="sizes")."""
+    demo model; onnx/tflite/qnn: a bundle of that format (checksums verified unless
+    verify="sizes"); soc: qnn only, the chip to run on (default: the bundle's)."""
     if name not in BACKENDS:
         raise InputError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
     if path is None:
@@ -36,7 +40,7 @@ def open_backend(
 
         if (path / MANIFEST).is_file():
             raise InputError(
-                f"--model {path} is an exported bundle: use --backend onnx or tflite "
+                f"--model {path} is an exported bundle: use --backend onnx, tflite or qnn "
                 "(the torch backend runs checkpoints)"
             )
         return TorchBackend(load_model(path, preset))
@@ -48,6 +52,10 @@ def open_backend(
         raise InputError(
             f"--backend {name}: bundle {path} holds {', '.join(sorted(formats))} models"
         )
+    if name == "qnn":
+        from sfmobile.backends.qnn_backend import QnnBackend
+
+        return QnnBackend(bundle, soc)
     if name == "onnx":
         from sfmobile.backends.onnx_backend import OnnxBackend
 

@@ -11,7 +11,7 @@ the batch runs in slices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -30,7 +30,7 @@ from sfmobile.backends.bundle_backend import (
     quantize_into,
 )
 from sfmobile.bundle import Bundle, ComponentSpec
-from sfmobile.errors import BundleError, InputError
+from sfmobile.errors import BundleError, InputError, SfmobileError
 
 # ONNX Runtime's type strings -> the manifest's dtype names.
 ORT_DTYPES = {
@@ -83,17 +83,25 @@ class BoundSession:
     """One component: its session and its IO-bound input/output buffers."""
 
     def __init__(
-        self, bundle: Bundle, name: str, options: ort.SessionOptions, providers: Sequence[str]
+        self,
+        bundle: Bundle,
+        name: str,
+        open_session: Callable[[Path], ort.InferenceSession],
+        format: str = "onnx",
     ) -> None:
         self.name = name
         self.spec: ComponentSpec = bundle.manifest.components[name]
-        if self.spec.format != "onnx":
-            raise BundleError(f"{bundle.path}: component {name} is {self.spec.format}, not onnx")
+        if self.spec.format != format:
+            raise BundleError(
+                f"{bundle.path}: component {name} is {self.spec.format}, not {format}"
+            )
         path = bundle.file(self.spec.files[0])
         where = f"{bundle.path}: component {name} ({self.spec.files[0]})"
         check_external_data(path, self.spec, where)
         try:  # ORT raises its own InvalidProtobuf / Fail / ... types
-            self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+            self.session = open_session(path)
+        except SfmobileError:
+            raise
         except Exception as error:
             raise BundleError(
                 f"{where}: ONNX Runtime cannot load it: {first_line(error)}"
@@ -148,6 +156,7 @@ class OnnxBackend:
     """encode_text / predict / decode on ONNX Runtime (see base.Backend for shapes)."""
 
     name = "onnx"
+    format = "onnx"  # the manifest's component format this backend runs
 
     def __init__(
         self,
@@ -162,11 +171,19 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.text_encoder = BoundSession(bundle, "text_encoder", options, providers)
-        self.unet = BoundSession(bundle, "unet", options, providers)
-        self.decoder = BoundSession(bundle, "decoder", options, providers)
+        self.open_components(
+            lambda path: ort.InferenceSession(str(path), options, providers=list(providers))
+        )
+
+    def open_components(self, open_session: Callable[[Path], ort.InferenceSession]) -> None:
+        """One bound session per component, each opened by `open_session(model file)`."""
+        self.text_encoder = BoundSession(self.bundle, "text_encoder", open_session, self.format)
+        self.unet = BoundSession(self.bundle, "unet", open_session, self.format)
+        self.decoder = BoundSession(self.bundle, "decoder", open_session, self.format)
         self.encoder = (
-            BoundSession(bundle, "encoder", options, providers) if encoder_of(bundle) else None
+            BoundSession(self.bundle, "encoder", open_session, self.format)
+            if encoder_of(self.bundle)
+            else None
         )
         self.unet_names = [t.name for t in self.unet.spec.inputs]
 

@@ -37,15 +37,15 @@ def usable_cpus() -> int:
 
 
 def bind(specs: list[TensorSpec], details: dict[str, dict], where: str) -> dict[str, int]:
-    """Manifest tensor name -> interpreter tensor index; checks shape and dtype agree. Falls
-    back to the signature's order when the file's names differ from the manifest's (a file
-    renamed by another tool), as long as the shapes still match one to one."""
-    if sorted(details) == sorted(spec.name for spec in specs):
-        pairs = [(spec, details[spec.name]) for spec in specs]
-    elif len(details) == len(specs):
-        pairs = list(zip(specs, details.values(), strict=True))
-    else:
-        raise BundleError(f"{where}: model tensors {sorted(details)} do not match the manifest")
+    """Manifest tensor name -> interpreter tensor index, by name only; checks shape and dtype
+    agree. No positional fallback: `timestep` and `guidance` are both float32 [B], so binding
+    a renamed file by order could swap them without any error."""
+    if sorted(details) != sorted(spec.name for spec in specs):
+        raise BundleError(
+            f"{where}: model tensors {sorted(details)} do not match the manifest's "
+            f"{sorted(spec.name for spec in specs)} (tensors are bound by name)"
+        )
+    pairs = [(spec, details[spec.name]) for spec in specs]
     for spec, detail in pairs:
         shape, dtype = [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name
         check_tensor(spec, shape, dtype, where)

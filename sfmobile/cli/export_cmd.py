@@ -18,8 +18,8 @@ from sfmobile.output_paths import check_output_folder
 @user_errors_exit_2
 def export(
     model: Path = typer.Option(..., help="diffusers folder, sfmobile checkpoint or CompVis file"),
-    format: str = typer.Option(..., "--format", help="onnx | tflite"),
-    precision: str = typer.Option(..., help="fp32 | fp16 | int8"),
+    format: str = typer.Option(..., "--format", help="onnx | tflite | qnn"),
+    precision: str = typer.Option(..., help="fp32 | fp16 | int8; qnn: w8a16 | w8a8 | fp16"),
     quantization: str = typer.Option(None, help="int8 only: dynamic (default) | static"),
     out: Path = typer.Option(
         ..., help="Bundle folder: new, empty, or an earlier bundle (replaced when complete)."
@@ -40,6 +40,10 @@ def export(
     ),
     lora_partial: bool = typer.Option(
         False, help="Merge the LoRA modules this model has and warn about the rest."
+    ),
+    soc: str = typer.Option(None, help="qnn: the Snapdragon SoC to compile for, e.g. SM8650."),
+    allow_cpu_fallback: bool = typer.Option(
+        False, help="qnn: accept nodes the HTP rejects running on the CPU (else an error)."
     ),
 ) -> None:
     """Export the text encoder, UNet and decoder (and with --with-encoder the VAE encoder) to a
@@ -77,6 +81,8 @@ def export(
             seed=seed,
             phase=phase,
             with_encoder=with_encoder,
+            soc=soc,
+            allow_cpu_fallback=allow_cpu_fallback,
         )
     print_sizes(path, console)
     console.print(f"wrote {path} in {time.perf_counter() - started:.1f} s")

@@ -77,6 +77,9 @@ def generate(
     width: int = typer.Option(None, help=SIZE_HELP.format("width"), show_default=False),
     backend: str = typer.Option("torch", help="Runtime: " + " | ".join(BACKENDS)),
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
+    soc: str = typer.Option(
+        None, help="--backend qnn: the Snapdragon SoC to run on (default: the bundle's)."
+    ),
     cfg_batch: int = typer.Option(2, help="UNet batch for guidance: 2 (one call) or 1 (two)."),
     init_latents: Path = typer.Option(None, help="Initial latents .npy (float32 [1,4,h,w])."),
     init_image: Path = typer.Option(
@@ -120,7 +123,7 @@ def generate(
     for name, value in (("--height", height), ("--width", width)):
         if value is not None and (value < 8 or value % 8):
             raise InputError(f"{name} must be a positive multiple of 8, got {value}")
-    opened = open_backend(model, backend, preset)
+    opened = open_backend(model, backend, preset, soc=soc)
     if lora:
         from sfmobile.weights.lora import LoraFile, merge_loras
 

@@ -15,8 +15,9 @@ from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.fingerprint import weights_fingerprint
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "qnn")
 PRECISIONS = ("fp32", "fp16", "int8")
+QNN_PRECISIONS = ("w8a16", "w8a8", "fp16")
 QUANTIZATIONS = ("dynamic", "static")
 Phase = Callable[[str, str], None]  # (component, phase name)
 
@@ -25,6 +26,14 @@ def check_recipe(format: str, precision: str, quantization: str | None) -> str |
     """Validate the recipe; returns the quantization (int8 defaults to dynamic)."""
     if format not in FORMATS:
         raise InputError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    if format == "qnn":
+        if precision not in QNN_PRECISIONS:
+            raise InputError(
+                f"--precision {precision!r}: --format qnn takes {', '.join(QNN_PRECISIONS)}"
+            )
+        if quantization is not None:
+            raise InputError("--quantization does not apply to --format qnn (w8a* are static)")
+        return None
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision != "int8":
@@ -39,7 +48,27 @@ def check_recipe(format: str, precision: str, quantization: str | None) -> str |
     return quantization
 
 
-def _converter(format: str):
+def _converter(format: str, soc: str | None, allow_cpu_fallback: bool, qnn: dict):
+    """export_component(target, precision, quantization, samples, out_dir, phase) -> spec; for
+    qnn, placements and the SDK version are collected into `qnn` (the manifest's section)."""
+    if format == "qnn":
+        from sfmobile.export import qnn as qnn_export
+        from sfmobile.qnn.socs import soc as find_soc
+
+        chip = find_soc(soc or "")
+        qnn.update(soc=chip.name, htp_arch=chip.htp_arch, soc_model=chip.soc_model, placement={})
+
+        def export_qnn(target, precision, quantization, samples, out_dir, phase):
+            spec, placed = qnn_export.export_component(
+                target, precision, chip, samples, out_dir, allow_cpu_fallback, phase
+            )
+            qnn["qnn_sdk"] = placed.pop("qnn_sdk")
+            qnn["placement"][target.name] = placed
+            return spec
+
+        return export_qnn
+    if soc is not None or allow_cpu_fallback:
+        raise InputError("--soc and --allow-cpu-fallback apply to --format qnn only")
     if format == "onnx":
         from sfmobile.export.onnx import export_component
     else:
@@ -60,11 +89,15 @@ def export_bundle(
     seed: int = 0,
     phase: Phase = lambda component, name: None,
     with_encoder: bool = False,
+    soc: str | None = None,
+    allow_cpu_fallback: bool = False,
 ) -> Path:
     """Export `model` to a bundle folder at `out` (replaced only once complete); with_encoder
     adds the VAE encoder (image-to-image). LoRAs merged into `model` (weights/lora.py) are
     recorded in the recipe."""
     quantization = check_recipe(format, precision, quantization)
+    qnn: dict = {}
+    export_component = _converter(format, soc, allow_cpu_fallback, qnn)
     factor = model.config.vae.downscale
     for name, value in (("--height", height), ("--width", width)):
         if value < 8 or value % 8 or value % factor:
@@ -77,7 +110,7 @@ def export_bundle(
         raise InputError(f"--calibration-prompts must be >= 1, got {calibration_prompts}")
     targets = export_targets(model, height, width, cfg_batch, with_encoder)
     calibration: CalibrationSet | None = None
-    if quantization == "static":
+    if quantization == "static" or precision in ("w8a16", "w8a8"):
         phase("all", "calibrate")
         calibration = collect_calibration(
             model,
@@ -89,7 +122,6 @@ def export_bundle(
             width=width,
             unet_batch=targets[1].inputs[0].shape[0],
         )
-    export_component = _converter(format)
     tokenizer = (
         ClipTokenizer.from_folder(model.tokenizer_dir)
         if model.tokenizer_dir
@@ -143,5 +175,6 @@ def export_bundle(
                     **({"lora": list(model.loras)} if model.loras else {}),
                 },
             },
+            qnn=qnn or None,
         )
         return writer.finish(manifest)

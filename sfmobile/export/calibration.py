@@ -10,6 +10,7 @@ static shapes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,17 +88,26 @@ class RecordingBackend:
         return image
 
 
-def _unet_sample(
+def _unet_samples(
     latents: np.ndarray, timestep: float, text: np.ndarray, guidance: float | None, batch: int
-) -> tuple[np.ndarray, ...]:
-    """Reshape one recorded UNet call to the exported batch (CFG batch 2 -> two rows kept
-    together; batch 1 export from a batch-2 call -> the conditional row)."""
-    if latents.shape[0] != batch:
-        latents, text = latents[-batch:], text[-batch:]
-    sample = (latents, np.full((batch,), timestep, np.float32), text)
-    if guidance is not None:
-        sample += (np.full((batch,), guidance, np.float32),)
-    return sample
+) -> list[tuple[np.ndarray, ...]]:
+    """One recorded UNet call laid out at the exported batch. A batch-2 export keeps the
+    [uncond, cond] pair together; a batch-1 export gets every row as its own sample, so the
+    unconditional branch, which the phone runs too, is calibrated as well as the conditional."""
+    rows = latents.shape[0]
+    if rows % batch:
+        raise ValueError(f"a UNet call of {rows} rows does not split into batch {batch}")
+    samples = []
+    for start in range(0, rows, batch):
+        sample = (
+            latents[start : start + batch],
+            np.full((batch,), timestep, np.float32),
+            text[start : start + batch],
+        )
+        if guidance is not None:
+            sample += (np.full((batch,), guidance, np.float32),)
+        samples.append(sample)
+    return samples
 
 
 def collect_calibration(
@@ -109,12 +119,14 @@ def collect_calibration(
     height: int = 512,
     width: int = 512,
     unet_batch: int = 2,
+    prompt_set: Sequence[str] = CALIBRATION_PROMPTS,
 ) -> CalibrationSet:
-    """Run the fp32 PyTorch pipeline on `prompts` prompts (seeds seed, seed+1, ...)."""
+    """Run the fp32 PyTorch pipeline on `prompts` prompts of `prompt_set` (cycled; seeds seed,
+    seed+1, ...)."""
     recorder = RecordingBackend(TorchBackend(model))
     pipeline = Pipeline(recorder, cfg_batch=2)
     for index in range(prompts):
-        prompt = CALIBRATION_PROMPTS[index % len(CALIBRATION_PROMPTS)]
+        prompt = prompt_set[index % len(prompt_set)]
         pipeline.generate(
             prompt,
             steps=steps,
@@ -125,7 +137,7 @@ def collect_calibration(
         )
     return CalibrationSet(
         text_encoder=[(ids,) for ids in recorder.text_calls],
-        unet=[_unet_sample(*call, unet_batch) for call in recorder.unet_calls],
+        unet=[s for call in recorder.unet_calls for s in _unet_samples(*call, unet_batch)],
         decoder=[(latents,) for latents in recorder.decoder_calls],
         encoder=[(image,) for image in recorder.decoded],
         prompts=prompts,

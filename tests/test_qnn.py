@@ -1,0 +1,117 @@
+"""QNN bundles (export/qnn.py, backends/qnn_backend.py) on QNN's HTP simulator, against the
+fp32 PyTorch pipeline.
+
+The simulator is slow (a tiny UNet call at 32x32 latents took ~30 s on the loaded 2-core
+machine), so the tiny model is exported at 16x16 pixels (8x8 latents) and images take 2 steps.
+Image thresholds were measured on these bundles (docs/verify.md) with a margin.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime_qnn")
+
+from sfmobile.backends.factory import open_backend
+from sfmobile.backends.torch_backend import TorchBackend
+from sfmobile.bundle import read_bundle
+from sfmobile.errors import BundleError, ConfigError, InputError
+from sfmobile.export.bundle_export import export_bundle
+from sfmobile.models.random_init import random_model
+from sfmobile.pipeline import Pipeline
+from sfmobile.verify import psnr
+
+SIZE = 16
+# Measured here (tiny model, 16x16, 2 steps): fp16 55.3 dB, w8a16 38.9 dB, w8a8 24.1 dB.
+MIN_PSNR = {"w8a16": 33.0, "w8a8": 20.0, "fp16": 45.0}
+GENERATE = {"prompt": "a blue square", "steps": 2, "seed": 7, "height": SIZE, "width": SIZE}
+
+
+@pytest.fixture(scope="module")
+def model():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield random_model("tiny")
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bundles(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qnn")
+    return {
+        precision: export_bundle(
+            model, folder / precision, "qnn", precision, height=SIZE, width=SIZE,
+            calibration_prompts=2, soc="SM8550",
+        )
+        for precision in MIN_PSNR
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def torch_image(model):
+    return np.asarray(Pipeline(TorchBackend(model)).generate(**GENERATE).image)
+
+
+@pytest.mark.parametrize("precision", list(MIN_PSNR))
+def test_bundle_runs_wholly_on_the_htp_and_makes_the_torch_image(bundles, torch_image, precision):
+    manifest = json.loads((bundles[precision] / "manifest.json").read_text())
+    assert manifest["qnn"]["soc"] == "SM8550" and manifest["qnn"]["htp_arch"] == 73
+    for component, placed in manifest["qnn"]["placement"].items():
+        assert placed["cpu_nodes"] == [] and placed["htp_nodes"] > 0, component
+    for name, spec in manifest["components"].items():
+        assert spec["files"] == [f"{name}_ctx.onnx", f"{name}_ctx_qnn.bin"]
+        expected = "fp16" if name == "text_encoder" else precision  # its causal mask
+        assert spec["format"] == "qnn" and spec["precision"] == expected
+        assert {t["dtype"] for t in spec["inputs"] + spec["outputs"]} <= {"float32", "int32"}
+        assert all(f in manifest["files"] for f in spec["files"])
+    backend = open_backend(bundles[precision], "qnn")
+    image = np.asarray(Pipeline(backend).generate(**GENERATE).image)
+    assert psnr(image, torch_image) >= MIN_PSNR[precision]
+
+
+def test_quantized_bundles_hold_no_float_graph(bundles):
+    """The context binary, not a float model, is what runs: w8a8's is about half w8a16's."""
+    sizes = {p: (bundles[p] / "unet_ctx_qnn.bin").stat().st_size for p in ("w8a16", "w8a8", "fp16")}
+    assert sizes["w8a8"] < sizes["w8a16"] < sizes["fp16"]
+
+
+def test_bundle_compiled_for_one_soc_refuses_another(bundles):
+    with pytest.raises(BundleError, match=r"compiled for SM8550 .* cannot run on SM8750"):
+        open_backend(bundles["w8a16"], "qnn", soc="sm8750")
+
+
+def test_tampered_context_binary_is_caught_by_its_checksum(bundles, tmp_path):
+    copy = shutil.copytree(bundles["fp16"], tmp_path / "copy")
+    binary = copy / "decoder_ctx_qnn.bin"
+    data = bytearray(binary.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    binary.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"decoder_ctx_qnn\.bin: sha256 does not match"):
+        read_bundle(copy)
+
+
+def test_rejected_nodes_fail_the_export_naming_them(model, tmp_path, monkeypatch):
+    """Without the LayerNorm rewrite (uint8 gammas) the HTP rejects LayerNormalization."""
+    import sfmobile.export.qnn as qnn_export
+
+    monkeypatch.setattr(qnn_export, "htp_overrides", lambda graph: {})
+    with pytest.raises(ConfigError, match=r"unet: \d+ nodes would fall back.*LayerNorm"):
+        export_bundle(
+            model, tmp_path / "b", "qnn", "w8a8", height=SIZE, width=SIZE,
+            calibration_prompts=1, soc="SM8550",
+        )  # fmt: skip
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("precision", "soc", "match"),
+    [("int8", "SM8550", "--format qnn takes w8a16"), ("w8a16", "SM1234", "--soc 'SM1234'")],
+)
+def test_bad_qnn_recipe_is_an_input_error(model, tmp_path, precision, soc, match):
+    with pytest.raises(InputError, match=match):
+        export_bundle(model, tmp_path / "b", "qnn", precision, height=SIZE, width=SIZE, soc=soc)
