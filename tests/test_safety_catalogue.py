@@ -223,7 +223,7 @@ def interrupt_export(monkeypatch: pytest.MonkeyPatch) -> None:
         (folder / f"{target.name}.onnx").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bundle_export, "_converter", lambda format: half_written)
+    monkeypatch.setattr(bundle_export, "_converter", lambda format, *qnn_options: half_written)
 
 
 def nan_from(component: str) -> Callable[[pytest.MonkeyPatch], None]:
