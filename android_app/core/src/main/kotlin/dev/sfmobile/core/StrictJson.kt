@@ -1,0 +1,89 @@
+package dev.sfmobile.core
+
+import com.google.gson.JsonArray
+import com.google.gson.JsonElement
+import com.google.gson.JsonNull
+import com.google.gson.JsonObject
+import com.google.gson.JsonPrimitive
+import com.google.gson.stream.JsonReader
+import com.google.gson.stream.JsonToken
+import com.google.gson.stream.MalformedJsonException
+import java.io.IOException
+import java.io.StringReader
+import java.math.BigDecimal
+
+/**
+ * RFC 8259 JSON, as closure rule 11 (export/README.md) and Python's reader want it. Gson's
+ * JsonParser is lenient (it takes NaN, Infinity, bare words, comments, single quotes); this
+ * reads with a strict JsonReader and names the path of the value it refuses, e.g.
+ * `latent/scaling_factor`. Numbers keep their exact text (BigDecimal) for JsonFields' integer rules.
+ */
+internal class StrictJson private constructor(
+    text: String,
+    private val fail: (path: String, message: String) -> Nothing,
+) {
+    private val reader = JsonReader(StringReader(text)) // not lenient: the RFC's grammar only
+    private val path = ArrayList<String>()
+
+    private fun here(): String = path.joinToString("/")
+
+    private fun value(): JsonElement {
+        val token =
+            try {
+                reader.peek()
+            } catch (error: MalformedJsonException) {
+                fail(here(), "not a JSON value; NaN and Infinity are not JSON numbers (closure rule 11, export/README.md)")
+            }
+        return when (token) {
+            JsonToken.BEGIN_OBJECT -> obj()
+            JsonToken.BEGIN_ARRAY -> array()
+            JsonToken.STRING -> JsonPrimitive(reader.nextString())
+            JsonToken.NUMBER -> JsonPrimitive(BigDecimal(reader.nextString()))
+            JsonToken.BOOLEAN -> JsonPrimitive(reader.nextBoolean())
+            JsonToken.NULL -> JsonNull.INSTANCE.also { reader.nextNull() }
+            else -> fail(here(), "unexpected $token")
+        }
+    }
+
+    private fun obj(): JsonObject {
+        val result = JsonObject()
+        reader.beginObject()
+        while (reader.hasNext()) {
+            val name = reader.nextName()
+            path += name
+            result.add(name, value())
+            path.removeAt(path.lastIndex)
+        }
+        reader.endObject()
+        return result
+    }
+
+    private fun array(): JsonArray {
+        val result = JsonArray()
+        reader.beginArray()
+        while (reader.hasNext()) {
+            path += result.size().toString()
+            result.add(value())
+            path.removeAt(path.lastIndex)
+        }
+        reader.endArray()
+        return result
+    }
+
+    private fun document(): JsonElement =
+        try {
+            value().also { if (reader.peek() != JsonToken.END_DOCUMENT) fail("", "text after the JSON value") }
+        } catch (error: IOException) {
+            fail(here(), "not valid JSON (${error.message})")
+        } catch (error: IllegalStateException) {
+            fail(here(), "not valid JSON (${error.message})")
+        }
+
+    companion object {
+        /** The JSON value of `text`; `fail(path, message)` is called (and throws) on anything not RFC 8259. */
+        fun parse(
+            text: String,
+            fail: (path: String, message: String) -> Nothing,
+        ): JsonElement = StrictJson(text, fail).document()
+    }
+}
