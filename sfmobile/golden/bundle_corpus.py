@@ -1,30 +1,71 @@
 """Manifest corpus: small bundle folders, one valid manifest per shape of bundle and one invalid
-variant per rule of export/manifest.schema.json and of the reader (a path leaving the folder, a
-wrong sha256, a missing file). Each case's verdict is what sfmobile.bundle.read_bundle says when
-the corpus is written; the Kotlin core's Bundle must say the same (tests/golden/bundles/)."""
+variant per rule of export/manifest.schema.json and per closure rule of export/README.md (path
+form, no self or repeats, listed, inside with symlinks followed, checksums, geometry, latent
+inputs, tokenizer ids, strict JSON). Each case's verdict is what sfmobile.bundle.read_bundle
+followed by Bundle.tokenizer() says when the corpus is written; the Kotlin core's Bundle.open
+followed by tokenizer() must say the same (tests/golden/bundles/).
+
+Closure rules 8 (ONNX external-data locations) and 9 (model files agree with the manifest) need
+real model files, which these placeholder bundles do not have: tests/test_bundle.py and
+tests/test_safety_catalogue.py cover them on the Python side. The corpus folder itself holds
+OUTSIDE, a file beside the bundles, so that paths and symlinks leaving a bundle reach a file
+that exists (with the right size and sha256): the refusal never depends on its absence."""
 
 import copy
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sfmobile.bundle import read_bundle
-from sfmobile.errors import BundleError
+from sfmobile.errors import BundleError, TokenizerError
 from sfmobile.scheduler import SchedulerConfig
+from sfmobile.tokenizer import END_OF_WORD, END_TOKEN, START_TOKEN, bytes_to_unicode
 
 GOLDEN_FORMAT = "sfmobile-bundle-corpus/1"
 
-# Placeholder contents: the reader checks sizes and checksums, it never parses model files.
+
+def tiny_vocab() -> bytes:
+    """The smallest complete CLIP vocabulary (every byte with and without </w>, no merges) with
+    CLIP's start/end ids, so that the tokenizer rule (10) is checked on every case."""
+    chars = list(bytes_to_unicode().values())
+    tokens = chars + [char + END_OF_WORD for char in chars]
+    vocab = {token: id_ for id_, token in enumerate(tokens)}
+    vocab |= {START_TOKEN: 49406, END_TOKEN: 49407}
+    return (json.dumps(vocab) + "\n").encode()
+
+
+# Placeholder model files: the reader checks sizes and checksums, it never parses model files.
 FILES = {
     "text_encoder.onnx": b"text encoder placeholder\n",
     "unet.onnx": b"unet placeholder\n",
     "decoder.onnx": b"decoder placeholder\n",
-    "tokenizer/vocab.json": b"{}\n",
+    "tokenizer/vocab.json": tiny_vocab(),
     "tokenizer/merges.txt": b"#version: 0.2\n",
 }
+# Beside the bundles, in the corpus folder: what escaping paths and symlinks point at.
+OUTSIDE = {"outside-unet.onnx": FILES["unet.onnx"]}
+
+
+RAW = "raw-json-literal:"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A manifest value written as this literal text (a number json.dumps cannot write)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """A file change: make the path a symbolic link to `target` (relative to its folder)."""
+
+    target: str
 
 
 def tensor(name: str, shape: list[int], dtype: str = "float32") -> dict[str, Any]:
@@ -163,6 +204,103 @@ def with_encoder(then: Callable[[dict], None] | None = None) -> Callable[[dict],
 ENCODER = {"encoder.onnx": ENCODER_FILE}
 
 
+def escape_to_outside(data: dict) -> None:
+    data["components"]["unet"]["files"] = ["../outside-unet.onnx"]
+    data["files"]["../outside-unet.onnx"] = data["files"].pop("unet.onnx")
+
+
+def listed_as(name: str, entry_of: str) -> Callable[[dict], None]:
+    """List `name` in files with the size and sha256 of the base file `entry_of`."""
+
+    def mutate(data: dict) -> None:
+        data["files"][name] = dict(data["files"][entry_of])
+
+    return mutate
+
+
+def then(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
+    def mutate(data: dict) -> None:
+        for mutation in mutations:
+            mutation(data)
+
+    return mutate
+
+
+NOT_RELATIVE = "is not a relative, normalised path inside the bundle"
+# One case per closure rule (export/README.md) a folder of placeholder files can show.
+CLOSURE_CASES = (
+    ("path-escapes-to-existing-file", "rule 1: '../' to a file that exists beside the bundle",
+     escape_to_outside, {}, f"'../outside-unet.onnx' {NOT_RELATIVE}"),
+    ("path-dot-segment", "rule 1: './unet.onnx'", setter("components/unet/files/0", "./unet.onnx"),
+     {}, "manifest invalid at components/unet/files/0"),
+    ("path-double-slash", "rule 1: an empty segment",
+     setter("tokenizer/vocab", "tokenizer//vocab.json"), {}, "manifest invalid at tokenizer/vocab"),
+    ("path-trailing-slash", "rule 1: a files key ending in '/'",
+     listed_as("tokenizer/", "tokenizer/vocab.json"), {}, f"'tokenizer/' {NOT_RELATIVE}"),
+    ("path-backslash", "rule 1: a Windows separator",
+     setter("tokenizer/merges", "tokenizer\\merges.txt"), {},
+     "manifest invalid at tokenizer/merges"),
+    ("path-drive-letter", "rule 1: a drive letter", listed_as("C:/unet.onnx", "unet.onnx"), {},
+     f"'C:/unet.onnx' {NOT_RELATIVE}"),
+    ("path-absolute", "rule 1: a leading '/'",
+     setter("components/text_encoder/files/0", "/text_encoder.onnx"), {},
+     "manifest invalid at components/text_encoder/files/0"),
+    ("path-control-character", "rule 1: a trailing newline (Python's $ would let it through)",
+     setter("components/decoder/files/0", "decoder.onnx\n"), {},
+     "manifest invalid at components/decoder/files/0"),
+    ("files-lists-manifest", "rule 2: files never lists manifest.json",
+     listed_as("manifest.json", "unet.onnx"), {}, "'manifest.json' is not allowed here"),
+    ("component-file-repeated", "rule 2: a component lists a path twice",
+     setter("components/unet/files", ["unet.onnx", "unet.onnx"]), {},
+     "manifest invalid at components/unet/files"),
+    ("unlisted-component-file", "rule 3: an external-data file present but not in files",
+     setter("components/unet/files", ["unet.onnx", "unet.onnx.data"]),
+     {"unet.onnx.data": b"external data\n"},
+     "components.unet.files[1] 'unet.onnx.data' is not listed in files"),
+    ("unlisted-tokenizer-file", "rule 3: a vocabulary present but not in files",
+     setter("tokenizer/vocab", "tokenizer/vocab2.json"),
+     {"tokenizer/vocab2.json": FILES["tokenizer/vocab.json"]},
+     "tokenizer.vocab 'tokenizer/vocab2.json' is not listed in files"),
+    ("symlink-leaves-bundle", "rule 4: unet.onnx links to a file beside the bundle (same bytes)",
+     None, {"unet.onnx": Symlink("../outside-unet.onnx")},
+     "'unet.onnx' resolves outside the bundle folder"),
+    ("valid-symlink-inside", "rule 4: a symlink to a file inside the bundle is followed",
+     None,
+     {"blobs/decoder.bin": FILES["decoder.onnx"], "decoder.onnx": Symlink("blobs/decoder.bin")},
+     ""),
+    ("empty-tensor-shape", "schema: a shape has at least one dimension",
+     setter("components/text_encoder/outputs/0/shape", []), {},
+     "manifest invalid at components/text_encoder/outputs/0/shape"),
+    ("geometry-two-factors", "rule 6: height x8, width x9", setter("image/width", 72), {},
+     "image 64x72 is not latent 8x8 times one integer factor"),
+    ("geometry-not-a-multiple", "rule 6: 60 is no multiple of 8", setter("image/height", 60), {},
+     "image 60x64 is not latent 8x8 times one integer factor"),
+    ("latent-unet-input", "rule 7: the UNet's sample is not the latent",
+     setter("components/unet/inputs/0/shape", [2, 4, 8, 16]), {},
+     "components.unet.inputs[0].shape [2, 4, 8, 16] is not [batch, 4, 8, 8]"),
+    ("latent-decoder-input", "rule 7: the decoder's input has 3 channels",
+     setter("components/decoder/inputs/0/shape", [1, 3, 8, 8]), {},
+     "components.decoder.inputs[0].shape [1, 3, 8, 8] is not [batch, 4, 8, 8]"),
+    ("encoder-input-not-image", "rule 7: the encoder takes the image",
+     with_encoder(setter("components/encoder/inputs/0/shape", [1, 3, 32, 32])), ENCODER,
+     "components.encoder.inputs[0].shape [1, 3, 32, 32] is not [1, 3, 64, 64]"),
+    ("encoder-output-not-latent", "rule 7: the encoder gives the latent",
+     with_encoder(setter("components/encoder/outputs/0/shape", [1, 4, 4, 4])), ENCODER,
+     "components.encoder.outputs[0].shape [1, 4, 4, 4] is not [1, 4, 8, 8]"),
+    ("tokenizer-start-id", "rule 10: start_id is not the vocabulary's <|startoftext|>",
+     setter("tokenizer/start_id", 1), {}, "tokenizer.start_id/end_id 1/49407 differ"),
+    ("tokenizer-pad-id", "rule 10: pad_id is no id of the vocabulary",
+     setter("tokenizer/pad_id", 60000), {}, "tokenizer.pad_id 60000 is not in"),
+    ("json-nan", "rule 11: the NaN literal", setter("latent/scaling_factor", float("nan")), {},
+     "manifest invalid at latent/scaling_factor"),
+    ("json-infinity", "rule 11: the -Infinity literal",
+     then(setter("scheduler/beta_end", float("-inf")), setter("image/height", float("inf"))), {},
+     "manifest invalid at scheduler/beta_end"),
+    ("json-number-overflow", "rule 11: 1e400 is no double (Python's parser makes it inf)",
+     setter("scheduler/clip_sample_range", Raw("1e400")), {},
+     "manifest invalid at scheduler/clip_sample_range"),
+)  # fmt: skip
+
 # (name, what it checks, manifest mutation, file changes: path -> bytes or None to delete,
 #  a phrase both readers' messages must contain when they refuse)
 CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
@@ -236,6 +374,7 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
      {"decoder.onnx": b"decoder placeholder, longer\n"}, "decoder.onnx"),
     ("missing-file", "a listed file that is absent", None, {"tokenizer/merges.txt": None},
      "merges.txt"),
+    *CLOSURE_CASES,
 )  # fmt: skip
 
 
@@ -247,25 +386,40 @@ def write_case(folder: Path, mutate: Callable[[dict], None] | None, changes: dic
     for name, content in {**FILES, **changes}.items():
         if content is not None:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Symlink):
+            (folder / name).symlink_to(content.target)
+        elif content is not None:
             (folder / name).write_bytes(content)
-    (folder / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
+    text = json.dumps(data, indent=2, default=lambda raw: f"{RAW}{raw.text}")
+    text = re.sub(f'"{RAW}([^"]*)"', r"\1", text)
+    (folder / "manifest.json").write_text(text + "\n")
 
 
 def python_verdict(folder: Path) -> tuple[bool, str]:
+    """Python's reader: read_bundle with full verification, then the bundle's tokenizer."""
     try:
-        read_bundle(folder, verify="full")
-    except BundleError as error:
-        return False, str(error).replace(str(folder), "<bundle>")
+        read_bundle(folder, verify="full").tokenizer()
+    except (BundleError, TokenizerError) as error:
+        message = str(error)
+        for real, shown in ((folder, "<bundle>"), (folder.parent, "<corpus>")):
+            message = message.replace(str(real.resolve()), shown).replace(str(real), shown)
+        return False, message
     return True, ""
 
 
 def write_bundle_corpus(out_dir: Path) -> dict:
     """Write every case as out_dir/<name>/ plus index.json with Python's verdict on each."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    names = {case[0] for case in CASES}
+    for stale in out_dir.iterdir():  # a case renamed or removed since the last run
+        if stale.is_dir() and not stale.is_symlink() and stale.name not in names:
+            shutil.rmtree(stale)
+    for name, content in OUTSIDE.items():
+        (out_dir / name).write_bytes(content)
     cases = []
     for name, checks, mutate, changes, phrase in CASES:
         folder = out_dir / name
-        if folder.exists():
+        if folder.exists() or folder.is_symlink():
             shutil.rmtree(folder)
         write_case(folder, mutate, changes)
         accepted, message = python_verdict(folder)
