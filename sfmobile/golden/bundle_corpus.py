@@ -12,296 +12,36 @@ OUTSIDE, a file beside the bundles, so that paths and symlinks leaving a bundle 
 that exists (with the right size and sha256): the refusal never depends on its absence."""
 
 import copy
-import hashlib
 import json
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sfmobile.bundle import read_bundle
 from sfmobile.errors import BundleError, TokenizerError
-from sfmobile.scheduler import SchedulerConfig
-from sfmobile.tokenizer import END_OF_WORD, END_TOKEN, START_TOKEN, bytes_to_unicode
+from sfmobile.golden.bundle_closure_cases import CLOSURE_CASES
+from sfmobile.golden.bundle_manifests import (
+    ENCODER,
+    FILES,
+    LORAS,
+    OUTSIDE,
+    RAW,
+    Symlink,
+    base_manifest,
+    component,
+    deleter,
+    file_entry,
+    quantized_int8,
+    setter,
+    tensor,
+    with_encoder,
+)
 
 GOLDEN_FORMAT = "sfmobile-bundle-corpus/1"
 
 
-def tiny_vocab() -> bytes:
-    """The smallest complete CLIP vocabulary (every byte with and without </w>, no merges) with
-    CLIP's start/end ids, so that the tokenizer rule (10) is checked on every case."""
-    chars = list(bytes_to_unicode().values())
-    tokens = chars + [char + END_OF_WORD for char in chars]
-    vocab = {token: id_ for id_, token in enumerate(tokens)}
-    vocab |= {START_TOKEN: 49406, END_TOKEN: 49407}
-    return (json.dumps(vocab) + "\n").encode()
-
-
-# Placeholder model files: the reader checks sizes and checksums, it never parses model files.
-FILES = {
-    "text_encoder.onnx": b"text encoder placeholder\n",
-    "unet.onnx": b"unet placeholder\n",
-    "decoder.onnx": b"decoder placeholder\n",
-    "tokenizer/vocab.json": tiny_vocab(),
-    "tokenizer/merges.txt": b"#version: 0.2\n",
-}
-# Beside the bundles, in the corpus folder: what escaping paths and symlinks point at.
-OUTSIDE = {"outside-unet.onnx": FILES["unet.onnx"]}
-
-
-RAW = "raw-json-literal:"
-
-
-@dataclass(frozen=True)
-class Raw:
-    """A manifest value written as this literal text (a number json.dumps cannot write)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Symlink:
-    """A file change: make the path a symbolic link to `target` (relative to its folder)."""
-
-    target: str
-
-
-def tensor(name: str, shape: list[int], dtype: str = "float32") -> dict[str, Any]:
-    return {"name": name, "shape": shape, "dtype": dtype}
-
-
-def component(file: str, inputs: list[dict], outputs: list[dict]) -> dict[str, Any]:
-    return {"format": "onnx", "precision": "fp32", "files": [file], "inputs": inputs,
-            "outputs": outputs}  # fmt: skip
-
-
-def base_manifest() -> dict[str, Any]:
-    """A valid 64x64 bundle manifest of the demo model's shapes (UNet batch 2, text width 128)."""
-    files = {
-        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        for name, data in FILES.items()
-    }
-    return {
-        "format": "sfmobile-bundle",
-        "format_version": 1,
-        "components": {
-            "text_encoder": component(
-                "text_encoder.onnx",
-                [tensor("input_ids", [1, 77], "int32")],
-                [tensor("text_embeddings", [1, 77, 128])],
-            ),
-            "unet": component(
-                "unet.onnx",
-                [
-                    tensor("sample", [2, 4, 8, 8]),
-                    tensor("timestep", [2]),
-                    tensor("text_embeddings", [2, 77, 128]),
-                ],
-                [tensor("model_output", [2, 4, 8, 8])],
-            ),
-            "decoder": component(
-                "decoder.onnx", [tensor("latents", [1, 4, 8, 8])], [tensor("image", [1, 3, 64, 64])]
-            ),
-        },
-        "scheduler": SchedulerConfig().to_dict(),
-        "image": {"height": 64, "width": 64},
-        "latent": {"channels": 4, "height": 8, "width": 8, "scaling_factor": 0.18215},
-        "tokenizer": {
-            "vocab": "tokenizer/vocab.json",
-            "merges": "tokenizer/merges.txt",
-            "max_length": 77,
-            "start_id": 49406,
-            "end_id": 49407,
-            "pad_id": 49407,
-        },
-        "guidance": {"cfg_batch": 2, "input": False},
-        "created_by": {
-            "sfmobile_version": "0.1.0",
-            "source": "corpus",
-            "source_sha256": "0" * 64,
-            "recipe": {
-                "format": "onnx",
-                "precision": "fp32",
-                "quantization": None,
-                "calibration": None,
-            },
-        },
-        "files": files,
-    }
-
-
-def at(path: str) -> tuple[list[str], str]:
-    parts = path.split("/")
-    return parts[:-1], parts[-1]
-
-
-def setter(path: str, value: Any) -> Callable[[dict], None]:
-    def mutate(data: dict) -> None:
-        parents, key = at(path)
-        for part in parents:
-            data = data[int(part)] if isinstance(data, list) else data[part]
-        data[int(key) if isinstance(data, list) else key] = value
-
-    return mutate
-
-
-def deleter(path: str) -> Callable[[dict], None]:
-    def mutate(data: dict) -> None:
-        parents, key = at(path)
-        for part in parents:
-            data = data[int(part)] if isinstance(data, list) else data[part]
-        del data[key]
-
-    return mutate
-
-
-def file_entry(name: str, entry: dict[str, Any]) -> Callable[[dict], None]:
-    """Set files[name] (a key holding slashes, so not a setter path)."""
-
-    def mutate(data: dict) -> None:
-        data["files"][name] = {**data["files"].get(name, {}), **entry}
-
-    return mutate
-
-
-def quantized_int8(data: dict) -> None:
-    data["guidance"] = {"cfg_batch": 1, "input": True}
-    unet = data["components"]["unet"]
-    unet["precision"] = "int8-static"
-    unet["inputs"][0] = {**tensor("sample", [1, 4, 8, 8], "int8"),
-                         "quantization": {"scale": 0.05, "zero_point": -3}}  # fmt: skip
-    data["created_by"]["recipe"] = {"format": "onnx", "precision": "int8", "quantization": "static",
-        "calibration": {"prompts": 8, "seed": 0, "steps": 8, "guidance": 7.5}}  # fmt: skip
-    data["created_by"]["extra_note"] = "created_by and recipe allow more keys"
-
-
-ENCODER_FILE = b"encoder placeholder\n"
-LORAS = [
-    {"file": "style.safetensors", "sha256": hashlib.sha256(b"style").hexdigest(), "scale": 0.8},
-    {"file": "detail.safetensors", "sha256": hashlib.sha256(b"detail").hexdigest(), "scale": 1},
-]
-
-
-def with_encoder(then: Callable[[dict], None] | None = None) -> Callable[[dict], None]:
-    """The optional encoder component (export --with-encoder) and two merged LoRAs in the
-    recipe, then `then` (one broken rule) on top."""
-
-    def mutate(data: dict) -> None:
-        data["components"]["encoder"] = component(
-            "encoder.onnx", [tensor("image", [1, 3, 64, 64])], [tensor("latent_mean", [1, 4, 8, 8])]
-        )
-        entry = {"sha256": hashlib.sha256(ENCODER_FILE).hexdigest(), "bytes": len(ENCODER_FILE)}
-        data["files"]["encoder.onnx"] = entry
-        data["created_by"]["recipe"]["lora"] = copy.deepcopy(LORAS)
-        if then:
-            then(data)
-
-    return mutate
-
-
-ENCODER = {"encoder.onnx": ENCODER_FILE}
-
-
-def escape_to_outside(data: dict) -> None:
-    data["components"]["unet"]["files"] = ["../outside-unet.onnx"]
-    data["files"]["../outside-unet.onnx"] = data["files"].pop("unet.onnx")
-
-
-def listed_as(name: str, entry_of: str) -> Callable[[dict], None]:
-    """List `name` in files with the size and sha256 of the base file `entry_of`."""
-
-    def mutate(data: dict) -> None:
-        data["files"][name] = dict(data["files"][entry_of])
-
-    return mutate
-
-
-def then(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
-    def mutate(data: dict) -> None:
-        for mutation in mutations:
-            mutation(data)
-
-    return mutate
-
-
-NOT_RELATIVE = "is not a relative, normalised path inside the bundle"
-# One case per closure rule (export/README.md) a folder of placeholder files can show.
-CLOSURE_CASES = (
-    ("path-escapes-to-existing-file", "rule 1: '../' to a file that exists beside the bundle",
-     escape_to_outside, {}, f"'../outside-unet.onnx' {NOT_RELATIVE}"),
-    ("path-dot-segment", "rule 1: './unet.onnx'", setter("components/unet/files/0", "./unet.onnx"),
-     {}, "manifest invalid at components/unet/files/0"),
-    ("path-double-slash", "rule 1: an empty segment",
-     setter("tokenizer/vocab", "tokenizer//vocab.json"), {}, "manifest invalid at tokenizer/vocab"),
-    ("path-trailing-slash", "rule 1: a files key ending in '/'",
-     listed_as("tokenizer/", "tokenizer/vocab.json"), {}, f"'tokenizer/' {NOT_RELATIVE}"),
-    ("path-backslash", "rule 1: a Windows separator",
-     setter("tokenizer/merges", "tokenizer\\merges.txt"), {},
-     "manifest invalid at tokenizer/merges"),
-    ("path-drive-letter", "rule 1: a drive letter", listed_as("C:/unet.onnx", "unet.onnx"), {},
-     f"'C:/unet.onnx' {NOT_RELATIVE}"),
-    ("path-absolute", "rule 1: a leading '/'",
-     setter("components/text_encoder/files/0", "/text_encoder.onnx"), {},
-     "manifest invalid at components/text_encoder/files/0"),
-    ("path-control-character", "rule 1: a trailing newline (Python's $ would let it through)",
-     setter("components/decoder/files/0", "decoder.onnx\n"), {},
-     "manifest invalid at components/decoder/files/0"),
-    ("files-lists-manifest", "rule 2: files never lists manifest.json",
-     listed_as("manifest.json", "unet.onnx"), {}, "'manifest.json' is not allowed here"),
-    ("component-file-repeated", "rule 2: a component lists a path twice",
-     setter("components/unet/files", ["unet.onnx", "unet.onnx"]), {},
-     "manifest invalid at components/unet/files"),
-    ("unlisted-component-file", "rule 3: an external-data file present but not in files",
-     setter("components/unet/files", ["unet.onnx", "unet.onnx.data"]),
-     {"unet.onnx.data": b"external data\n"},
-     "components.unet.files[1] 'unet.onnx.data' is not listed in files"),
-    ("unlisted-tokenizer-file", "rule 3: a vocabulary present but not in files",
-     setter("tokenizer/vocab", "tokenizer/vocab2.json"),
-     {"tokenizer/vocab2.json": FILES["tokenizer/vocab.json"]},
-     "tokenizer.vocab 'tokenizer/vocab2.json' is not listed in files"),
-    ("symlink-leaves-bundle", "rule 4: unet.onnx links to a file beside the bundle (same bytes)",
-     None, {"unet.onnx": Symlink("../outside-unet.onnx")},
-     "'unet.onnx' resolves outside the bundle folder"),
-    ("valid-symlink-inside", "rule 4: a symlink to a file inside the bundle is followed",
-     None,
-     {"blobs/decoder.bin": FILES["decoder.onnx"], "decoder.onnx": Symlink("blobs/decoder.bin")},
-     ""),
-    ("empty-tensor-shape", "schema: a shape has at least one dimension",
-     setter("components/text_encoder/outputs/0/shape", []), {},
-     "manifest invalid at components/text_encoder/outputs/0/shape"),
-    ("geometry-two-factors", "rule 6: height x8, width x9", setter("image/width", 72), {},
-     "image 64x72 is not latent 8x8 times one integer factor"),
-    ("geometry-not-a-multiple", "rule 6: 60 is no multiple of 8", setter("image/height", 60), {},
-     "image 60x64 is not latent 8x8 times one integer factor"),
-    ("latent-unet-input", "rule 7: the UNet's sample is not the latent",
-     setter("components/unet/inputs/0/shape", [2, 4, 8, 16]), {},
-     "components.unet.inputs[0].shape [2, 4, 8, 16] is not [batch, 4, 8, 8]"),
-    ("latent-decoder-input", "rule 7: the decoder's input has 3 channels",
-     setter("components/decoder/inputs/0/shape", [1, 3, 8, 8]), {},
-     "components.decoder.inputs[0].shape [1, 3, 8, 8] is not [batch, 4, 8, 8]"),
-    ("encoder-input-not-image", "rule 7: the encoder takes the image",
-     with_encoder(setter("components/encoder/inputs/0/shape", [1, 3, 32, 32])), ENCODER,
-     "components.encoder.inputs[0].shape [1, 3, 32, 32] is not [1, 3, 64, 64]"),
-    ("encoder-output-not-latent", "rule 7: the encoder gives the latent",
-     with_encoder(setter("components/encoder/outputs/0/shape", [1, 4, 4, 4])), ENCODER,
-     "components.encoder.outputs[0].shape [1, 4, 4, 4] is not [1, 4, 8, 8]"),
-    ("tokenizer-start-id", "rule 10: start_id is not the vocabulary's <|startoftext|>",
-     setter("tokenizer/start_id", 1), {}, "tokenizer.start_id/end_id 1/49407 differ"),
-    ("tokenizer-pad-id", "rule 10: pad_id is no id of the vocabulary",
-     setter("tokenizer/pad_id", 60000), {}, "tokenizer.pad_id 60000 is not in"),
-    ("json-nan", "rule 11: the NaN literal", setter("latent/scaling_factor", float("nan")), {},
-     "manifest invalid at latent/scaling_factor"),
-    ("json-infinity", "rule 11: the -Infinity literal",
-     then(setter("scheduler/beta_end", float("-inf")), setter("image/height", float("inf"))), {},
-     "manifest invalid at scheduler/beta_end"),
-    ("json-number-overflow", "rule 11: 1e400 is no double (Python's parser makes it inf)",
-     setter("scheduler/clip_sample_range", Raw("1e400")), {},
-     "manifest invalid at scheduler/clip_sample_range"),
-)  # fmt: skip
-
-# (name, what it checks, manifest mutation, file changes: path -> bytes or None to delete,
+# (name, what it checks, manifest mutation, file changes: path -> bytes, Symlink or None to delete,
 #  a phrase both readers' messages must contain when they refuse)
 CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("valid", "the base bundle", None, {}, ""),

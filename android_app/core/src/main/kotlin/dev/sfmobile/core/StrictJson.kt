@@ -27,13 +27,16 @@ internal class StrictJson private constructor(
 
     private fun here(): String = path.joinToString("/")
 
+    /** Gson peeks the next value (hasNext, peek) before reading it: a bare word fails there. */
+    private fun <T> peeking(read: () -> T): T =
+        try {
+            read()
+        } catch (error: MalformedJsonException) {
+            fail(here(), "not a JSON value; NaN and Infinity are not JSON numbers (closure rule 11, export/README.md)")
+        }
+
     private fun value(): JsonElement {
-        val token =
-            try {
-                reader.peek()
-            } catch (error: MalformedJsonException) {
-                fail(here(), "not a JSON value; NaN and Infinity are not JSON numbers (closure rule 11, export/README.md)")
-            }
+        val token = peeking { reader.peek() }
         return when (token) {
             JsonToken.BEGIN_OBJECT -> obj()
             JsonToken.BEGIN_ARRAY -> array()
@@ -61,10 +64,12 @@ internal class StrictJson private constructor(
     private fun array(): JsonArray {
         val result = JsonArray()
         reader.beginArray()
-        while (reader.hasNext()) {
-            path += result.size().toString()
-            result.add(value())
+        while (true) {
+            path += result.size().toString() // the element hasNext peeks at
+            val more = peeking { reader.hasNext() }
+            if (more) result.add(value())
             path.removeAt(path.lastIndex)
+            if (!more) break
         }
         reader.endArray()
         return result
@@ -74,12 +79,15 @@ internal class StrictJson private constructor(
         try {
             value().also { if (reader.peek() != JsonToken.END_DOCUMENT) fail("", "text after the JSON value") }
         } catch (error: IOException) {
-            fail(here(), "not valid JSON (${error.message})")
+            fail(here(), "not valid JSON (${error.message?.replace(GSON_ADVICE, "malformed")})")
         } catch (error: IllegalStateException) {
             fail(here(), "not valid JSON (${error.message})")
         }
 
     companion object {
+        /** Gson's message begins by suggesting lenient parsing, which is the opposite of the rule. */
+        private const val GSON_ADVICE = "Use JsonReader.setLenient(true) to accept malformed JSON"
+
         /** The JSON value of `text`; `fail(path, message)` is called (and throws) on anything not RFC 8259. */
         fun parse(
             text: String,
