@@ -105,6 +105,8 @@ CLOSURE_CASES = (
     ("json-infinity", "rule 11: the -Infinity literal",
      then(setter("scheduler/beta_end", float("-inf")), setter("image/height", float("inf"))), {},
      "manifest invalid at scheduler/beta_end"),
+    ("json-not-utf8", "rule 11: a byte 0xff in a string", setter("created_by/source",
+     Raw('"corpus\udcff"')), {}, "manifest.json: not valid JSON"),
     ("json-number-overflow", "rule 11: 1e400 is no double (Python's parser makes it inf)",
      setter("scheduler/clip_sample_range", Raw("1e400")), {},
      "manifest invalid at scheduler/clip_sample_range"),

@@ -27,6 +27,7 @@ from sfmobile.golden.bundle_manifests import (
     LORAS,
     OUTSIDE,
     RAW,
+    Raw,
     Symlink,
     base_manifest,
     component,
@@ -130,9 +131,15 @@ def write_case(folder: Path, mutate: Callable[[dict], None] | None, changes: dic
             (folder / name).symlink_to(content.target)
         elif content is not None:
             (folder / name).write_bytes(content)
-    text = json.dumps(data, indent=2, default=lambda raw: f"{RAW}{raw.text}")
-    text = re.sub(f'"{RAW}([^"]*)"', r"\1", text)
-    (folder / "manifest.json").write_text(text + "\n")
+    raws: list[str] = []  # Raw values, written as their text in place of a numbered marker
+
+    def marker(value: Raw) -> str:
+        raws.append(value.text)
+        return f"{RAW}{len(raws) - 1}"
+
+    text = json.dumps(data, indent=2, default=marker)
+    text = re.sub(f'"{RAW}(\\d+)"', lambda match: raws[int(match[1])], text)
+    (folder / "manifest.json").write_bytes((text + "\n").encode("utf-8", "surrogateescape"))
 
 
 def python_verdict(folder: Path) -> tuple[bool, str]:

@@ -39,7 +39,8 @@ RAW = "raw-json-literal:"
 
 @dataclass(frozen=True)
 class Raw:
-    """A manifest value written as this literal text (a number json.dumps cannot write)."""
+    """A manifest value written as this literal text: a number json.dumps cannot write, or bytes
+    that are not UTF-8 (as surrogate escapes: U+DCFF is the byte 0xff)."""
 
     text: str
 

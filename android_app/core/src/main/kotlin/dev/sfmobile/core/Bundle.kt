@@ -2,6 +2,8 @@ package dev.sfmobile.core
 
 import java.io.File
 import java.io.IOException
+import java.nio.ByteBuffer
+import java.nio.charset.CharacterCodingException
 import java.security.MessageDigest
 
 /** How much of each file [Bundle.open] checks: sizes and sha256, or sizes only (a fast start). */
@@ -63,7 +65,9 @@ class Bundle private constructor(
             if (!manifestFile.isFile) throw BundleException("$dir: not a bundle (no $MANIFEST)")
             val text =
                 try {
-                    manifestFile.readText()
+                    utf8(manifestFile.readBytes())
+                } catch (error: CharacterCodingException) {
+                    throw BundleException("$manifestFile: not valid JSON (not UTF-8 text: $error)") // closure rule 11
                 } catch (error: IOException) {
                     throw BundleException("$manifestFile: not readable (${error.message})")
                 }
@@ -72,6 +76,12 @@ class Bundle private constructor(
             checkShapes(manifest, manifestFile)
             for ((name, expected) in manifest.files) checkFile(File(dir, name), expected, verify)
             return Bundle(dir, manifest)
+        }
+
+        /** Strict UTF-8 (closure rule 11): a malformed byte is an error, never U+FFFD. */
+        private fun utf8(bytes: ByteArray): String {
+            val decoder = Charsets.UTF_8.newDecoder() // reports malformed input (String(bytes) replaces it)
+            return decoder.decode(ByteBuffer.wrap(bytes)).toString()
         }
 
         /**
