@@ -85,6 +85,33 @@ internal class StrictJson private constructor(
         }
 
     companion object {
+        private val LITERALS = setOf("true", "false", "null")
+        private const val ESCAPES = "\"\\/bfnrtu"
+
+        /**
+         * What Gson 2.10's strict reader still lets through and RFC 8259 (and Python) refuse:
+         * literals in another case (`TRUE`), the escape `\'`, raw control characters in strings.
+         */
+        private fun lexicalFault(text: String): String? {
+            var inString = false
+            var i = 0
+            while (i < text.length) {
+                val c = text[i]
+                if (inString) {
+                    if (c == '"') inString = false
+                    if (c < ' ') return "control character U+%04X in a string".format(c.code)
+                    if (c == '\\' && text.getOrElse(++i) { ' ' } !in ESCAPES) return "invalid escape in a string"
+                } else if (c == '"') {
+                    inString = true
+                } else if (c.isLetter() && text.getOrElse(i - 1) { ' ' }.let { !it.isLetterOrDigit() && it != '.' }) {
+                    val word = text.substring(i).takeWhile { it.isLetter() }
+                    if (word !in LITERALS) return "$word is not a JSON literal"
+                }
+                i++
+            }
+            return null
+        }
+
         /** Gson's message begins by suggesting lenient parsing, which is the opposite of the rule. */
         private const val GSON_ADVICE = "Use JsonReader.setLenient(true) to accept malformed JSON"
 
@@ -92,6 +119,10 @@ internal class StrictJson private constructor(
         fun parse(
             text: String,
             fail: (path: String, message: String) -> Nothing,
-        ): JsonElement = StrictJson(text, fail).document()
+        ): JsonElement {
+            val json = StrictJson(text, fail).document()
+            lexicalFault(text)?.let { fail("", "not valid JSON ($it)") }
+            return json
+        }
     }
 }

@@ -21,7 +21,7 @@ class StrictJsonTest {
     }
 
     @Test
-    fun `bare words, comments, single quotes and trailing text are refused where they are`() {
+    fun `bare words, comments, quotes, escapes, raw controls and trailing text are refused`() {
         val refused =
             mapOf(
                 """{"a": {"b": [1, NaN]}}""" to "a/b/1: ",
@@ -32,6 +32,9 @@ class StrictJsonTest {
                 """{"a": 1 /* c */}""" to "",
                 """{"a": 1} 2""" to ": ",
                 """{"a": 1,}""" to "",
+                """{"a": TRUE}""" to "",
+                "{\"a\": \"x\ty\"}" to "",
+                """{"a": "it\'s"}""" to "",
             )
         for ((text, where) in refused) {
             val error = assertFailsWith<Refused>(text) { parse(text) }
