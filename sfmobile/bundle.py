@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -217,15 +218,38 @@ class Bundle:
         tokenizer = ClipTokenizer(vocab, merges, pads[0], source=f"{where}.vocab {spec['vocab']!r}")
         if (tokenizer.start_id, tokenizer.end_id) != (spec["start_id"], spec["end_id"]):
             raise TokenizerError(
-                f"{where}: start/end ids {spec['start_id']}/{spec['end_id']} differ from "
+                f"{where}.start_id/end_id {spec['start_id']}/{spec['end_id']} differ from "
                 f"{spec['vocab']!r}'s {tokenizer.start_id}/{tokenizer.end_id}"
             )
         return tokenizer
 
 
-def refuse_constant(name: str) -> None:
-    """Closure rule 11: NaN and Infinity are not JSON, whatever Python's parser accepts."""
-    raise ValueError(f"{name} is not a JSON number")
+class NotJson:
+    """What the parser makes of NaN, Infinity, -Infinity and numbers too large for a double, such
+    as 1e400 (closure rule 11), found afterwards so the error can name the field holding it."""
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def parse_float(literal: str) -> float | NotJson:
+    value = float(literal)
+    return value if math.isfinite(value) else NotJson(literal)
+
+
+def first_not_json(data: Any, path: str = "") -> tuple[str, str] | None:
+    """(field path, literal) of the first NaN/Infinity in document order, or None."""
+    if isinstance(data, NotJson):
+        return path or "(root)", data.literal
+    if isinstance(data, dict | list):
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+    else:
+        items = ()
+    for key, value in items:
+        found = first_not_json(value, f"{path}/{key}" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 def read_bundle(path: Path, verify: str = "full") -> Bundle:
@@ -235,9 +259,15 @@ def read_bundle(path: Path, verify: str = "full") -> Bundle:
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
     try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
+        text = manifest_path.read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=NotJson, parse_float=parse_float)
     except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise BundleError(f"{manifest_path}: not valid JSON ({error})") from None
+    if found := first_not_json(data):
+        raise BundleError(
+            f"{manifest_path}: manifest invalid at {found[0]}: {found[1]} is not a finite JSON "
+            "number (closure rule 11, export/README.md)"
+        )
     validate_manifest(data, str(manifest_path))
     check_rules(data, path, str(manifest_path))
     for name, expected in data["files"].items():

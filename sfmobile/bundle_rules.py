@@ -48,7 +48,8 @@ def check_inside(data: dict[str, Any], folder: Path, where: str) -> None:
 
 def check_shapes(data: dict[str, Any], where: str) -> None:
     """Rules 6-7: the image is the latent times one integer factor in both directions; the
-    UNet's first input and the decoder's input are [batch, channels, latent h, latent w]."""
+    UNet's first input and the decoder's input are [batch, channels, latent h, latent w]; an
+    encoder maps the image [1, 3, H, W] to the latent [1, c, h, w]."""
     image, latent = data["image"], data["latent"]
     factor = image["height"] // latent["height"]
     if (
@@ -68,6 +69,18 @@ def check_shapes(data: dict[str, Any], where: str) -> None:
                 f"{where}: components.{name}.inputs[0].shape {shape} is not "
                 f"[batch, {', '.join(map(str, expected))}] (latent)"
             )
+    encoder = data["components"].get("encoder")
+    if encoder:  # image -> latent, one image at a time
+        wants = {
+            "inputs": [1, 3, image["height"], image["width"]],
+            "outputs": [1, *expected],
+        }
+        for key, want in wants.items():
+            shape = encoder[key][0]["shape"]
+            if shape != want:
+                raise BundleError(
+                    f"{where}: components.encoder.{key}[0].shape {shape} is not {want}"
+                )
 
 
 def check_rules(data: dict[str, Any], folder: Path, where: str) -> None:

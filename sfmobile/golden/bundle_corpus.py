@@ -1,169 +1,48 @@
 """Manifest corpus: small bundle folders, one valid manifest per shape of bundle and one invalid
-variant per rule of export/manifest.schema.json and of the reader (a path leaving the folder, a
-wrong sha256, a missing file). Each case's verdict is what sfmobile.bundle.read_bundle says when
-the corpus is written; the Kotlin core's Bundle must say the same (tests/golden/bundles/)."""
+variant per rule of export/manifest.schema.json and per closure rule of export/README.md (path
+form, no self or repeats, listed, inside with symlinks followed, checksums, geometry, latent
+inputs, tokenizer ids, strict JSON). Each case's verdict is what sfmobile.bundle.read_bundle
+followed by Bundle.tokenizer() says when the corpus is written; the Kotlin core's Bundle.open
+followed by tokenizer() must say the same (tests/golden/bundles/).
+
+Closure rules 8 (ONNX external-data locations) and 9 (model files agree with the manifest) need
+real model files, which these placeholder bundles do not have: tests/test_bundle.py and
+tests/test_safety_catalogue.py cover them on the Python side. The corpus folder itself holds
+OUTSIDE, a file beside the bundles, so that paths and symlinks leaving a bundle reach a file
+that exists (with the right size and sha256): the refusal never depends on its absence."""
 
 import copy
-import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sfmobile.bundle import read_bundle
-from sfmobile.errors import BundleError
-from sfmobile.scheduler import SchedulerConfig
+from sfmobile.errors import BundleError, TokenizerError
+from sfmobile.golden.bundle_closure_cases import CLOSURE_CASES
+from sfmobile.golden.bundle_manifests import (
+    ENCODER,
+    FILES,
+    LORAS,
+    OUTSIDE,
+    RAW,
+    Raw,
+    Symlink,
+    base_manifest,
+    component,
+    deleter,
+    file_entry,
+    quantized_int8,
+    setter,
+    tensor,
+    with_encoder,
+)
 
 GOLDEN_FORMAT = "sfmobile-bundle-corpus/1"
 
-# Placeholder contents: the reader checks sizes and checksums, it never parses model files.
-FILES = {
-    "text_encoder.onnx": b"text encoder placeholder\n",
-    "unet.onnx": b"unet placeholder\n",
-    "decoder.onnx": b"decoder placeholder\n",
-    "tokenizer/vocab.json": b"{}\n",
-    "tokenizer/merges.txt": b"#version: 0.2\n",
-}
 
-
-def tensor(name: str, shape: list[int], dtype: str = "float32") -> dict[str, Any]:
-    return {"name": name, "shape": shape, "dtype": dtype}
-
-
-def component(file: str, inputs: list[dict], outputs: list[dict]) -> dict[str, Any]:
-    return {"format": "onnx", "precision": "fp32", "files": [file], "inputs": inputs,
-            "outputs": outputs}  # fmt: skip
-
-
-def base_manifest() -> dict[str, Any]:
-    """A valid 64x64 bundle manifest of the demo model's shapes (UNet batch 2, text width 128)."""
-    files = {
-        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        for name, data in FILES.items()
-    }
-    return {
-        "format": "sfmobile-bundle",
-        "format_version": 1,
-        "components": {
-            "text_encoder": component(
-                "text_encoder.onnx",
-                [tensor("input_ids", [1, 77], "int32")],
-                [tensor("text_embeddings", [1, 77, 128])],
-            ),
-            "unet": component(
-                "unet.onnx",
-                [
-                    tensor("sample", [2, 4, 8, 8]),
-                    tensor("timestep", [2]),
-                    tensor("text_embeddings", [2, 77, 128]),
-                ],
-                [tensor("model_output", [2, 4, 8, 8])],
-            ),
-            "decoder": component(
-                "decoder.onnx", [tensor("latents", [1, 4, 8, 8])], [tensor("image", [1, 3, 64, 64])]
-            ),
-        },
-        "scheduler": SchedulerConfig().to_dict(),
-        "image": {"height": 64, "width": 64},
-        "latent": {"channels": 4, "height": 8, "width": 8, "scaling_factor": 0.18215},
-        "tokenizer": {
-            "vocab": "tokenizer/vocab.json",
-            "merges": "tokenizer/merges.txt",
-            "max_length": 77,
-            "start_id": 49406,
-            "end_id": 49407,
-            "pad_id": 49407,
-        },
-        "guidance": {"cfg_batch": 2, "input": False},
-        "created_by": {
-            "sfmobile_version": "0.1.0",
-            "source": "corpus",
-            "source_sha256": "0" * 64,
-            "recipe": {
-                "format": "onnx",
-                "precision": "fp32",
-                "quantization": None,
-                "calibration": None,
-            },
-        },
-        "files": files,
-    }
-
-
-def at(path: str) -> tuple[list[str], str]:
-    parts = path.split("/")
-    return parts[:-1], parts[-1]
-
-
-def setter(path: str, value: Any) -> Callable[[dict], None]:
-    def mutate(data: dict) -> None:
-        parents, key = at(path)
-        for part in parents:
-            data = data[int(part)] if isinstance(data, list) else data[part]
-        data[int(key) if isinstance(data, list) else key] = value
-
-    return mutate
-
-
-def deleter(path: str) -> Callable[[dict], None]:
-    def mutate(data: dict) -> None:
-        parents, key = at(path)
-        for part in parents:
-            data = data[int(part)] if isinstance(data, list) else data[part]
-        del data[key]
-
-    return mutate
-
-
-def file_entry(name: str, entry: dict[str, Any]) -> Callable[[dict], None]:
-    """Set files[name] (a key holding slashes, so not a setter path)."""
-
-    def mutate(data: dict) -> None:
-        data["files"][name] = {**data["files"].get(name, {}), **entry}
-
-    return mutate
-
-
-def quantized_int8(data: dict) -> None:
-    data["guidance"] = {"cfg_batch": 1, "input": True}
-    unet = data["components"]["unet"]
-    unet["precision"] = "int8-static"
-    unet["inputs"][0] = {**tensor("sample", [1, 4, 8, 8], "int8"),
-                         "quantization": {"scale": 0.05, "zero_point": -3}}  # fmt: skip
-    data["created_by"]["recipe"] = {"format": "onnx", "precision": "int8", "quantization": "static",
-        "calibration": {"prompts": 8, "seed": 0, "steps": 8, "guidance": 7.5}}  # fmt: skip
-    data["created_by"]["extra_note"] = "created_by and recipe allow more keys"
-
-
-ENCODER_FILE = b"encoder placeholder\n"
-LORAS = [
-    {"file": "style.safetensors", "sha256": hashlib.sha256(b"style").hexdigest(), "scale": 0.8},
-    {"file": "detail.safetensors", "sha256": hashlib.sha256(b"detail").hexdigest(), "scale": 1},
-]
-
-
-def with_encoder(then: Callable[[dict], None] | None = None) -> Callable[[dict], None]:
-    """The optional encoder component (export --with-encoder) and two merged LoRAs in the
-    recipe, then `then` (one broken rule) on top."""
-
-    def mutate(data: dict) -> None:
-        data["components"]["encoder"] = component(
-            "encoder.onnx", [tensor("image", [1, 3, 64, 64])], [tensor("latent_mean", [1, 4, 8, 8])]
-        )
-        entry = {"sha256": hashlib.sha256(ENCODER_FILE).hexdigest(), "bytes": len(ENCODER_FILE)}
-        data["files"]["encoder.onnx"] = entry
-        data["created_by"]["recipe"]["lora"] = copy.deepcopy(LORAS)
-        if then:
-            then(data)
-
-    return mutate
-
-
-ENCODER = {"encoder.onnx": ENCODER_FILE}
-
-
-# (name, what it checks, manifest mutation, file changes: path -> bytes or None to delete,
+# (name, what it checks, manifest mutation, file changes: path -> bytes, Symlink or None to delete,
 #  a phrase both readers' messages must contain when they refuse)
 CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("valid", "the base bundle", None, {}, ""),
@@ -236,6 +115,7 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
      {"decoder.onnx": b"decoder placeholder, longer\n"}, "decoder.onnx"),
     ("missing-file", "a listed file that is absent", None, {"tokenizer/merges.txt": None},
      "merges.txt"),
+    *CLOSURE_CASES,
 )  # fmt: skip
 
 
@@ -247,25 +127,46 @@ def write_case(folder: Path, mutate: Callable[[dict], None] | None, changes: dic
     for name, content in {**FILES, **changes}.items():
         if content is not None:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Symlink):
+            (folder / name).symlink_to(content.target)
+        elif content is not None:
             (folder / name).write_bytes(content)
-    (folder / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
+    raws: list[str] = []  # Raw values, written as their text in place of a numbered marker
+
+    def marker(value: Raw) -> str:
+        raws.append(value.text)
+        return f"{RAW}{len(raws) - 1}"
+
+    text = json.dumps(data, indent=2, default=marker)
+    text = re.sub(f'"{RAW}(\\d+)"', lambda match: raws[int(match[1])], text)
+    (folder / "manifest.json").write_bytes((text + "\n").encode("utf-8", "surrogateescape"))
 
 
 def python_verdict(folder: Path) -> tuple[bool, str]:
+    """Python's reader: read_bundle with full verification, then the bundle's tokenizer."""
     try:
-        read_bundle(folder, verify="full")
-    except BundleError as error:
-        return False, str(error).replace(str(folder), "<bundle>")
+        read_bundle(folder, verify="full").tokenizer()
+    except (BundleError, TokenizerError) as error:
+        message = str(error)
+        for real, shown in ((folder, "<bundle>"), (folder.parent, "<corpus>")):
+            message = message.replace(str(real.resolve()), shown).replace(str(real), shown)
+        return False, message
     return True, ""
 
 
 def write_bundle_corpus(out_dir: Path) -> dict:
     """Write every case as out_dir/<name>/ plus index.json with Python's verdict on each."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    names = {case[0] for case in CASES}
+    for stale in out_dir.iterdir():  # a case renamed or removed since the last run
+        if stale.is_dir() and not stale.is_symlink() and stale.name not in names:
+            shutil.rmtree(stale)
+    for name, content in OUTSIDE.items():
+        (out_dir / name).write_bytes(content)
     cases = []
     for name, checks, mutate, changes, phrase in CASES:
         folder = out_dir / name
-        if folder.exists():
+        if folder.exists() or folder.is_symlink():
             shutil.rmtree(folder)
         write_case(folder, mutate, changes)
         accepted, message = python_verdict(folder)

@@ -2,6 +2,8 @@ package dev.sfmobile.core
 
 import java.io.File
 import java.io.IOException
+import java.nio.ByteBuffer
+import java.nio.charset.CharacterCodingException
 import java.security.MessageDigest
 
 /** How much of each file [Bundle.open] checks: sizes and sha256, or sizes only (a fast start). */
@@ -11,10 +13,11 @@ enum class Verification { SHA256, SIZES }
  * An exported bundle folder (export/README.md): manifest.json plus model and tokenizer files,
  * checked on open as sfmobile/bundle.py's read_bundle checks it.
  *
- * The bundle is closed: every path in the manifest is relative, normalised (no `.`, `..` or
- * empty segment, no backslash) and resolves, symlinks included, inside the bundle folder; every
- * file a component or the tokenizer uses is listed in `files`; every listed file exists with
- * the listed size and (with [Verification.SHA256]) sha256.
+ * The bundle is closed (export/README.md "Closure rules"): every path in the manifest is
+ * relative and normalised, every file a component or the tokenizer uses is listed in `files`,
+ * every listed file resolves, symlinks followed, inside the bundle folder and has the listed
+ * size and (with [Verification.SHA256]) sha256. Rules 6-7 (shapes) are checked here too;
+ * rule 10 when [tokenizer] is called, as Python's Bundle.tokenizer does.
  */
 class Bundle private constructor(
     val dir: File,
@@ -45,7 +48,7 @@ class Bundle private constructor(
         val tokenizer = Tokenizer(vocab, merges, pad, "$where.vocab '${spec.vocab}'", warn)
         if (tokenizer.startId != spec.startId || tokenizer.endId != spec.endId) {
             throw TokenizerException(
-                "$where: start/end ids ${spec.startId}/${spec.endId} differ from '${spec.vocab}''s ${tokenizer.startId}/${tokenizer.endId}",
+                "$where.start_id/end_id ${spec.startId}/${spec.endId} differ from '${spec.vocab}''s ${tokenizer.startId}/${tokenizer.endId}",
             )
         }
         return tokenizer
@@ -62,7 +65,9 @@ class Bundle private constructor(
             if (!manifestFile.isFile) throw BundleException("$dir: not a bundle (no $MANIFEST)")
             val text =
                 try {
-                    manifestFile.readText()
+                    utf8(manifestFile.readBytes())
+                } catch (error: CharacterCodingException) {
+                    throw BundleException("$manifestFile: not valid JSON (not UTF-8 text: $error)") // closure rule 11
                 } catch (error: IOException) {
                     throw BundleException("$manifestFile: not readable (${error.message})")
                 }
@@ -73,27 +78,36 @@ class Bundle private constructor(
             return Bundle(dir, manifest)
         }
 
-        /** Every manifest path inside the folder, and every file a runtime reads listed in `files`. */
+        /** Strict UTF-8 (closure rule 11): a malformed byte is an error, never U+FFFD. */
+        private fun utf8(bytes: ByteArray): String {
+            val decoder = Charsets.UTF_8.newDecoder() // reports malformed input (String(bytes) replaces it)
+            return decoder.decode(ByteBuffer.wrap(bytes)).toString()
+        }
+
+        /**
+         * Closure rules 3-4 (export/README.md): every file a component or the tokenizer uses is
+         * listed in `files`, and every listed file, symlinks followed, is a regular file strictly
+         * inside the bundle folder. (Rules 1-2, the paths' form, are the manifest's.)
+         */
         private fun checkClosed(
             dir: File,
             manifest: Manifest,
             manifestFile: File,
         ) {
+            val used = ArrayList<Pair<String, String>>() // (manifest field, path)
+            for ((name, spec) in manifest.components) spec.files.forEachIndexed { i, f -> used += "components.$name.files[$i]" to f }
+            used += "tokenizer.vocab" to manifest.tokenizer.vocab
+            used += "tokenizer.merges" to manifest.tokenizer.merges
+            for ((field, path) in used) {
+                if (path !in manifest.files) throw BundleException("$manifestFile: $field '$path' is not listed in files (no checksum)")
+            }
             val root =
                 try {
                     dir.canonicalFile
                 } catch (error: IOException) {
                     throw BundleException("$dir: cannot resolve the bundle folder (${error.message})")
                 }
-            val used = ArrayList<Pair<String, String>>() // (manifest field, path)
-            for ((name, spec) in manifest.components) spec.files.forEachIndexed { i, f -> used += "components/$name/files/$i" to f }
-            used += "tokenizer/vocab" to manifest.tokenizer.vocab
-            used += "tokenizer/merges" to manifest.tokenizer.merges
-            for (name in manifest.files.keys) checkInside(root, "files/$name", name, manifestFile)
-            for ((field, path) in used) checkInside(root, field, path, manifestFile)
-            for ((field, path) in used) {
-                if (path !in manifest.files) throw BundleException("$manifestFile: $field '$path' is not listed in files")
-            }
+            for (name in manifest.files.keys) checkInside(root, File(dir, name), name, manifestFile)
         }
 
         /**
@@ -131,32 +145,24 @@ class Bundle private constructor(
                     if (shape != want) throw BundleException("$manifestFile: components.encoder.$field[0].shape $shape is not $want")
                 }
             }
-            val text = manifest.component("text_encoder").outputs[0].shape
-            if (text.size != 3) throw BundleException("$manifestFile: components.text_encoder.outputs[0].shape $text is not 3-D")
         }
 
         private fun checkInside(
             root: File,
-            field: String,
-            path: String,
+            file: File,
+            name: String,
             manifestFile: File,
         ) {
-            val segments = path.split('/')
-            val normalised =
-                path.isNotEmpty() && !path.startsWith("/") && '\\' !in path && ':' !in segments.first() &&
-                    segments.none { it.isEmpty() || it == "." || it == ".." }
-            if (!normalised) {
-                throw BundleException("$manifestFile: $field '$path' is not a normalised relative path inside the bundle")
-            }
             val resolved =
                 try {
-                    File(root, path).canonicalFile
+                    file.canonicalFile
                 } catch (error: IOException) {
-                    throw BundleException("$manifestFile: $field '$path' cannot be resolved (${error.message})")
+                    throw BundleException("$manifestFile: files entry '$name' does not resolve (${error.message})")
                 }
             if (!resolved.path.startsWith(root.path + File.separator)) {
-                throw BundleException("$manifestFile: $field '$path' resolves outside the bundle folder (to $resolved)")
+                throw BundleException("$manifestFile: files entry '$name' resolves outside the bundle folder ($resolved)")
             }
+            if (!resolved.isFile) throw BundleException("$file: missing from the bundle (files entry '$name')")
         }
 
         private fun checkFile(

@@ -48,7 +48,7 @@ internal class JsonFields(
 
     fun element(name: String): JsonElement = obj.get(name) ?: JsonNull.INSTANCE
 
-    fun at(name: String): String = if (path.isEmpty()) name else "$path/$name"
+    fun at(name: String): String = if (path.isEmpty() || name.isEmpty()) path + name else "$path/$name"
 
     fun obj(name: String): JsonFields =
         (element(name) as? JsonObject)?.let { JsonFields(it, at(name), fail) } ?: fail(at(name), "is not of type 'object'")
@@ -70,6 +70,7 @@ internal class JsonFields(
         exclusiveMinimum: Double? = null,
     ): Double {
         val value = numberOf(element(name), at(name))
+        if (!value.isFinite()) fail(at(name), "${element(name)} is not a finite JSON number (closure rule 11, export/README.md)")
         if (exclusiveMinimum != null && value <= exclusiveMinimum) fail(at(name), "$value must be > $exclusiveMinimum")
         return value
     }

@@ -1,8 +1,6 @@
 package dev.sfmobile.core
 
 import com.google.gson.JsonObject
-import com.google.gson.JsonParseException
-import com.google.gson.JsonParser
 
 /** (De)quantization of an int8/uint8 tensor: real = scale * (q - zeroPoint). */
 data class Quantization(
@@ -140,15 +138,10 @@ class Manifest(
             text: String,
             where: String,
         ): Manifest {
-            val json =
-                try {
-                    JsonParser.parseString(text)
-                } catch (error: JsonParseException) {
-                    throw BundleException("$where: not valid JSON (${error.message})")
-                }
             val fail = { path: String, message: String ->
                 throw BundleException("$where: manifest invalid at ${path.ifEmpty { "(root)" }}: $message")
             }
+            val json = StrictJson.parse(text, fail)
             val root = (json as? JsonObject)?.let { JsonFields(it, "", fail) } ?: fail("", "$json is not of type 'object'")
             return read(root)
         }
@@ -194,8 +187,10 @@ class Manifest(
 
         private fun component(c: JsonFields): ComponentSpec {
             c.keys(listOf("format", "precision", "files", "inputs", "outputs"))
-            val files = c.array("files").mapIndexed { i, f -> c.stringOf(f, c.at("files/$i")) }
+            val files = c.array("files").mapIndexed { i, f -> c.relativePath(c.stringOf(f, c.at("files/$i")), "files/$i") }
             if (files.isEmpty()) c.refuse("files", "[] should be non-empty")
+            val repeated = files.toSet().size != files.size
+            if (repeated) c.refuse("files", "${files.joinToString(", ", "[", "]") { "'$it'" }} has non-unique elements")
 
             fun tensors(name: String): List<TensorSpec> {
                 val array = c.array(name)
@@ -214,6 +209,7 @@ class Manifest(
         private fun tensor(t: JsonFields): TensorSpec {
             t.keys(listOf("name", "shape", "dtype"), listOf("name", "shape", "dtype", "quantization"))
             val shape = t.array("shape").mapIndexed { i, d -> t.integerOf(d, t.at("shape/$i"), 1).toInt() }
+            if (shape.isEmpty()) t.refuse("shape", "[] should be non-empty")
             val quantization =
                 if (t.has("quantization")) {
                     t.obj("quantization").keys(listOf("scale", "zero_point")).let { q ->
@@ -260,7 +256,9 @@ class Manifest(
         private fun tokenizer(t: JsonFields): TokenizerSpec {
             t.keys(listOf("vocab", "merges", "max_length", "start_id", "end_id", "pad_id"))
             val maxLength = t.intEnum("max_length", listOf(Tokenizer.MAX_LENGTH.toLong())).toInt()
-            return TokenizerSpec(t.string("vocab"), t.string("merges"), maxLength, t.int("start_id"), t.int("end_id"), t.int("pad_id"))
+            val vocab = t.relativePath(t.string("vocab"), "vocab")
+            val merges = t.relativePath(t.string("merges"), "merges")
+            return TokenizerSpec(vocab, merges, maxLength, t.int("start_id"), t.int("end_id"), t.int("pad_id"))
         }
 
         private fun createdBy(c: JsonFields): CreatedBy {
@@ -296,8 +294,26 @@ class Manifest(
                 LoraEntry(entry.string("file"), sha, entry.number("scale"))
             }
 
+        /**
+         * Closure rule 1 (export/README.md; the schema's `$defs.relative_path`): '/'-separated
+         * non-empty segments, none `.` or `..`, no backslash, colon or control character anywhere.
+         */
+        fun isRelativePath(path: String): Boolean =
+            path.split('/').none { it.isEmpty() || it == "." || it == ".." } && path.none { it == '\\' || it == ':' || it < ' ' }
+
+        private fun JsonFields.relativePath(
+            value: String,
+            name: String,
+        ): String {
+            if (isRelativePath(value)) return value
+            refuse(name, "'$value' is not a relative, normalised path inside the bundle (closure rule 1, export/README.md)")
+        }
+
+        /** Every file but manifest.json (closure rule 2), each by a relative path (rule 1). */
         private fun files(f: JsonFields): Map<String, FileEntry> =
             f.entries().associate { (name, _) ->
+                f.relativePath(name, "")
+                if (name == Bundle.MANIFEST) f.refuse("", "'$name' is not allowed here")
                 val entry = f.obj(name).keys(listOf("sha256", "bytes"))
                 val sha = entry.string("sha256")
                 if (!SHA256.matches(sha)) entry.refuse("sha256", "'$sha' does not match '^[0-9a-f]{64}$'")

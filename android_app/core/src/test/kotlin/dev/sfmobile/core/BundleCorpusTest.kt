@@ -1,13 +1,9 @@
 package dev.sfmobile.core
 
-import com.google.gson.JsonArray
-import com.google.gson.JsonParser
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.io.TempDir
 import java.io.File
-import java.nio.file.Files
 import kotlin.test.assertFailsWith
 
 class BundleCorpusTest {
@@ -20,8 +16,10 @@ class BundleCorpusTest {
         for (case in cases) {
             val name = case.get("name").asString
             val folder = File(Golden.dir, "bundles/$name")
-            val error = runCatching { Bundle.open(folder) }.exceptionOrNull()
-            if (error != null && error !is BundleException) throw AssertionError("$name: unexpected $error", error)
+            val error = runCatching { Bundle.open(folder).tokenizer() }.exceptionOrNull()
+            if (error != null && error !is BundleException && error !is TokenizerException) {
+                throw AssertionError("$name: unexpected $error", error)
+            }
             assertEquals(case.get("accepted").asBoolean, error == null, "$name: Kotlin says ${error?.message ?: "accepted"}")
             if (error != null) {
                 val phrase = case.get("message_names").asString
@@ -71,46 +69,5 @@ class BundleCorpusTest {
         assertEquals(null, plain.encoder)
         assertEquals(emptyList<LoraEntry>(), plain.createdBy.lora)
         assertEquals(Manifest.COMPONENT_NAMES, plain.components.keys.toList())
-    }
-
-    @Test
-    fun `an encoder whose input is not the image or whose output is not the latent is refused`(
-        @TempDir tmp: File,
-    ) {
-        for ((field, shape) in listOf("inputs" to listOf(2, 3, 64, 64), "outputs" to listOf(1, 4, 4, 4))) {
-            val bundle = File(tmp, field)
-            File(Golden.dir, "bundles/valid-encoder-lora").copyRecursively(bundle)
-            val manifest = File(bundle, "manifest.json")
-            val json = JsonParser.parseString(manifest.readText()).asJsonObject
-            val tensor =
-                json
-                    .getAsJsonObject("components")
-                    .getAsJsonObject("encoder")
-                    .getAsJsonArray(field)[0]
-                    .asJsonObject
-            tensor.add("shape", JsonArray().apply { shape.forEach { add(it) } })
-            manifest.writeText(json.toString())
-            val error = assertFailsWith<BundleException> { Bundle.open(bundle) }
-            assertTrue("components.encoder.$field[0].shape $shape" in error.message!!, error.message)
-        }
-    }
-
-    @Test
-    fun `a symlink out of the bundle and an unlisted component file are refused`(
-        @TempDir tmp: File,
-    ) {
-        val bundle = File(tmp, "bundle")
-        File(Golden.dir, "bundles/valid").copyRecursively(bundle)
-        File(tmp, "elsewhere.onnx").writeBytes(File(bundle, "unet.onnx").readBytes())
-        File(bundle, "unet.onnx").delete()
-        Files.createSymbolicLink(File(bundle, "unet.onnx").toPath(), File(tmp, "elsewhere.onnx").toPath())
-        assertTrue("outside the bundle" in assertFailsWith<BundleException> { Bundle.open(bundle) }.message!!)
-
-        val manifest = File(bundle, "manifest.json")
-        File(bundle, "unet.onnx").delete()
-        File(tmp, "elsewhere.onnx").copyTo(File(bundle, "unet.onnx"))
-        manifest.writeText(manifest.readText().replace("\"files\": [\n        \"unet.onnx\"", "\"files\": [\n        \"unet2.onnx\""))
-        File(bundle, "unet2.onnx").writeText("swapped")
-        assertTrue("is not listed in files" in assertFailsWith<BundleException> { Bundle.open(bundle) }.message!!)
     }
 }
