@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project's virtual environment and install sfmobile with its test extras.
+# Create (or reuse) the project's virtual environment and install sfmobile with every extra
+# (`.[dev]`: export, train, bench and the test tools; `pip install .` alone is the runtime).
 # Idempotent: a second run only checks that everything is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from sfmobile.errors import InputError
 from sfmobile.pipeline import Timings
@@ -223,6 +222,8 @@ def run_backend(
 
 def run_backends(model, result: DemoResult, progress: DemoProgress) -> dict[str, BackendResult]:
     """Every backend in turn, torch first (its images are the reference)."""
+    import torch
+
     (result.config.out / "images").mkdir(parents=True, exist_ok=True)
     names = result.config.backend_order()
     progress.phase("generate", len(names) * len(result.prompts))
@@ -237,6 +238,8 @@ def run_backends(model, result: DemoResult, progress: DemoProgress) -> dict[str,
 
 def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> Path:
     """Export, generate, compare, and write OUT/report.md; returns the report's path."""
+    import torch
+
     from sfmobile.demo_report import write_report
     from sfmobile.weights import load_model
 

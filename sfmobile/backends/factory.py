@@ -34,15 +34,16 @@ def open_backend(
         return TorchBackend(load_model(None, preset))
     path = Path(path)
     if name == "torch":
-        from sfmobile.backends.torch_backend import TorchBackend
         from sfmobile.bundle import MANIFEST
-        from sfmobile.weights import load_model
 
         if (path / MANIFEST).is_file():
             raise InputError(
                 f"--model {path} is an exported bundle: use --backend onnx, tflite or qnn "
                 "(the torch backend runs checkpoints)"
             )
+        from sfmobile.backends.torch_backend import TorchBackend
+        from sfmobile.weights import load_model
+
         return TorchBackend(load_model(path, preset))
     from sfmobile.bundle import read_bundle
 

@@ -1,7 +1,8 @@
 """The typer app and the one error policy every command shares (docs/safety.md):
 
-- a user error (SfmobileError, a usage error, an OSError naming a file) prints one line
-  `error: ...` on stderr and exits 2;
+- a user error (SfmobileError, a usage error, an OSError naming a file, a module that an extra
+  of a runtime-only install would bring: sfmobile/extras.py) prints one line `error: ...` on
+  stderr and exits 2;
 - anything else is a bug: one line naming it and a log file holding the traceback, exit 1
   (`sfmobile --debug ...` shows the traceback instead);
 - Ctrl-C prints `interrupted` and exits 130.
@@ -21,6 +22,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 
 from sfmobile.errors import InputError, SfmobileError
+from sfmobile.extras import missing_extra
 from sfmobile.log_noise import quiet_third_party_logs
 
 app = typer.Typer(
@@ -118,6 +120,12 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
             if error.filename is None:
                 exit_unexpected(error)
             typer.echo(f"error: {error.filename}: {error.strerror or error}", err=True)
+            raise typer.Exit(code=2) from None
+        except ImportError as error:
+            message = missing_extra(error, command.__name__)
+            if message is None:
+                exit_unexpected(error)
+            typer.echo(f"error: {message}", err=True)
             raise typer.Exit(code=2) from None
         except Exception as error:
             exit_unexpected(error)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
 from sfmobile.cli.app import app, user_errors_exit_2
@@ -23,6 +22,8 @@ def random_model(
     seed: int = typer.Option(0, help="Seed of the random initialisation."),
 ) -> None:
     """Write a randomly initialised model of PRESET as an sfmobile checkpoint."""
+    import torch
+
     from sfmobile.models.random_init import random_model as build
     from sfmobile.weights.sfmobile_checkpoint import FORMAT as CHECKPOINT_FORMAT
     from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
