@@ -83,3 +83,17 @@ def test_init_latents_of_wrong_shape_or_dtype_exit_2(tiny_checkpoint, tmp_path, 
     )  # fmt: skip
     assert result.exit_code == 2
     assert "init_latents" in result.output and "float32" in result.output
+
+
+def test_without_backend_a_bundle_runs_on_its_own_format(tmp_path):
+    """No --backend: a bundle picks its recipe's format, anything else (or nothing) torch."""
+    from sfmobile.backends.factory import default_backend
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text('{"created_by": {"recipe": {"format": "tflite"}}}')
+    assert default_backend(bundle) == "tflite"
+    (bundle / "manifest.json").write_text("not json")
+    assert default_backend(bundle) == "onnx"  # whose reader then names the fault
+    assert default_backend(tmp_path) == "torch"
+    assert default_backend(None) == "torch"

@@ -123,11 +123,11 @@ def test_commands_that_need_torch_name_the_extra(runtime_env, tmp_path, args, ex
 
 
 def test_a_bundle_given_to_the_torch_backend_is_refused_before_torch_is_needed(runtime_env):
-    result = runtime_cli(
-        runtime_env, "generate", "--model", str(tiny_sources()[1]), "--prompt", "x"
-    )
+    bundle = str(tiny_sources()[1])
+    args = ("generate", "--model", bundle, "--backend", "torch", "--prompt", "x")
+    result = runtime_cli(runtime_env, *args)
     assert result.returncode == 2
-    assert "is an exported bundle: use --backend onnx or tflite" in result.stderr
+    assert "is an exported bundle: use --backend onnx, tflite or qnn" in result.stderr
 
 
 def test_other_import_errors_stay_bugs():

@@ -10,6 +10,22 @@ from sfmobile.errors import InputError
 BACKENDS = ("torch", "onnx", "tflite", "qnn")
 
 
+def default_backend(path: Path | None) -> str:
+    """The backend a model runs on when none is named: a bundle's own format (its recipe),
+    anything else torch. An unreadable manifest picks onnx, whose reader then names the fault."""
+    import json
+
+    from sfmobile.bundle import MANIFEST
+
+    if path is None or not (Path(path) / MANIFEST).is_file():
+        return "torch"
+    try:
+        fmt = json.loads((Path(path) / MANIFEST).read_text())["created_by"]["recipe"]["format"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "onnx"
+    return fmt if fmt in BACKENDS else "onnx"
+
+
 def open_backend(
     path: Path | None,
     name: str,

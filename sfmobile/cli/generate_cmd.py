@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sfmobile.backends.factory import BACKENDS, open_backend
+from sfmobile.backends.factory import BACKENDS, default_backend, open_backend
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.cli.image_output import IMAGE_HELP, check_image_out, save_image
 from sfmobile.errors import InputError
@@ -75,7 +75,11 @@ def generate(
     seed: int = typer.Option(0, help="Seed of the portable initial noise (docs/noise.md)."),
     height: int = typer.Option(None, help=SIZE_HELP.format("height"), show_default=False),
     width: int = typer.Option(None, help=SIZE_HELP.format("width"), show_default=False),
-    backend: str = typer.Option("torch", help="Runtime: " + " | ".join(BACKENDS)),
+    backend: str = typer.Option(
+        None,
+        help="Runtime: " + " | ".join(BACKENDS) + " (default: a bundle's own format, else torch)",
+        show_default=False,
+    ),
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
     soc: str = typer.Option(
         None, help="--backend qnn: the Snapdragon SoC to run on (default: the bundle's)."
@@ -113,6 +117,7 @@ def generate(
         raise InputError("--strength applies to image-to-image only: pass --init-image")
     if init_image is not None and init_latents is not None:
         raise InputError("--init-image and --init-latents: pass one, not both")
+    backend = backend or default_backend(model)
     if lora and backend != "torch":
         raise InputError(
             f"--lora: the {backend} backend runs a bundle, whose LoRAs are merged at export "
