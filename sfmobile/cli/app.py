@@ -143,6 +143,7 @@ COMMAND_MODULES = (
     "tokenize_cmd",
     "train_cmd",
     "train_decoder_cmd",
+    "train_unet_cmd",
     "verify_cmd",
 )
 

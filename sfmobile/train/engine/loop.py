@@ -219,8 +219,13 @@ class Trainer:
             save_state(state, self.state_path)
 
     def _batches(self, step: int):
-        """This rank's batches from optimizer step `step` on."""
+        """This rank's batches from optimizer step `step` on: the stage's own (a stage with a
+        `batches(start, batch_size, rank, world_size)` method, e.g. one reading --data) or
+        the synthetic scenes."""
         config, ranks = self.config, self.ranks
+        own = getattr(self.stage, "batches", None)
+        if own is not None:
+            return own(step * config.batch_size, config.batch_size, ranks.rank, ranks.world_size)
         stream = SceneStream(
             split="train",
             seed=config.data_seed,
