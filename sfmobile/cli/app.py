@@ -128,6 +128,7 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
 # Command modules; importing one registers its command on `app` (add one name per module).
 COMMAND_MODULES = (
     "cache_latents_cmd",
+    "convert_cmd",
     "bench_cmd",
     "demo_cmd",
     "distill_cmd",
