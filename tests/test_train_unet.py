@@ -8,7 +8,11 @@ after it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +225,54 @@ def test_a_student_that_cannot_read_the_teachers_text_is_refused(teacher_dir, ph
     wrong = replace(student_config(teacher), cross_attention_dim=64)
     with pytest.raises(ConfigError, match="cross_attention_dim 64"):
         UnetStage(teacher, wrong, UnetTrainConfig(data=DataSpec(str(photos)), image_size=SIZE))
+
+
+def test_robust_training_skips_blocks_and_the_skipped_get_no_gradient(teacher_dir, photos):
+    stage = make_stage(teacher_dir, photos, caption_dropout=0.0, robust_skip_prob=1.0)
+    names = stage.skippable
+    assert any(name.endswith("transformer") for name in names)
+    assert any(name.endswith("resnet") for name in names)  # channel-keeping ResNets only
+    for name in names:
+        if name.endswith("resnet"):
+            assert stage.unet.get_submodule(name).conv_shortcut is None
+    batch = fixed_batch(photos, 2)
+    other = {**batch, "caption": ["something else", "and more"]}
+    outputs = {}
+    for p in (1.0, 0.0):
+        stage.config = replace(stage.config, robust_skip_prob=p)
+        for label, b in (("a", batch), ("b", other)):
+            recorder = Recorder(stage.unet)
+            stage.unet.zero_grad(set_to_none=True)
+            loss, metrics = stage.loss({"unet": recorder}, b, 0, torch.Generator().manual_seed(1))
+            loss.backward()
+            outputs[p, label] = recorder.calls[0][3].detach()
+            grads = {n: q.grad for n, q in stage.unet.named_parameters()}
+            transformer_grads = [g for n, g in grads.items() if ".transformer." in n]
+            if p == 1.0:
+                assert metrics["skipped_blocks"] == len(names)
+                assert all(g is None for g in transformer_grads)
+            else:
+                assert all(g is not None for g in transformer_grads)
+    # Every cross-attention skipped: the student no longer reads the captions.
+    assert torch.equal(outputs[1.0, "a"], outputs[1.0, "b"])
+    assert not torch.allclose(outputs[0.0, "a"], outputs[0.0, "b"])
+
+
+def test_robust_training_under_torchrun_keeps_ranks_in_step(teacher_dir, photos, tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", __file__, str(teacher_dir), str(photos),
+               str(tmp_path / "run")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = MetricsLog(tmp_path / "run" / METRICS_FILE).records()
+    assert len(records) == 3 and all(np.isfinite(r["loss"]) for r in records)
+    assert all(r["params_sha256_by_rank"][0] == r["params_sha256_by_rank"][1] for r in records)
+    assert records[0]["skipped_blocks"] > 0
+
+
+if __name__ == "__main__":  # what each torchrun process of the test above runs
+    teacher_path, photos_path, out_path = (Path(a) for a in sys.argv[1:4])
+    torch.set_num_threads(1)
+    robust = make_stage(teacher_path, photos_path, robust_skip_prob=0.5)
+    Trainer(robust, run_config(out_path, steps=3)).run()

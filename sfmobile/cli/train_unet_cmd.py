@@ -49,6 +49,11 @@ def train_unet(
     noise_weight: float = typer.Option(1.0, help="Weight of the noise-prediction loss."),
     distill_weight: float = typer.Option(1.0, help="Weight of the teacher-output loss."),
     caption_dropout: float = typer.Option(0.1, help="Share of empty captions (for guidance)."),
+    robust_skip_prob: float = typer.Option(
+        0.0,
+        help="SnapFusion's robust training: skip each transformer and channel-keeping ResNet "
+        "with this probability per step (0: off).",
+    ),
     ema_decay: float = typer.Option(0.9999, help="EMA of the weights the checkpoint gets; 0: off."),
     seed: int = SEED,
     checkpoint_every: int = CHECKPOINT_EVERY,
@@ -72,6 +77,7 @@ def train_unet(
         noise_weight=noise_weight,
         distill_weight=distill_weight,
         caption_dropout=caption_dropout,
+        robust_skip_prob=robust_skip_prob,
     )
     config = TrainConfig(
         out=out,

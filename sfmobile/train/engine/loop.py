@@ -239,7 +239,8 @@ class Trainer:
     def _train(self, step: int, end: int) -> tuple[int, bool]:
         """Optimizer steps step..end-1; returns (steps done, whether a stop request ended it)."""
         config = self.config
-        wrapped = {name: distributed.wrap(m, self.ranks) for name, m in self.modules.items()}
+        skips = getattr(self.stage, "skips_blocks", False)
+        wrapped = {name: distributed.wrap(m, self.ranks, skips) for name, m in self.modules.items()}
         batches = self._batches(step)
         window = _Window()
         hidden = not self.ranks.is_main

@@ -12,6 +12,9 @@ per batch:
     loss = noise_weight * mean (student(z_t) - target)^2
          + distill_weight * mean (student(z_t) - teacher(z_t))^2   (teacher: same z_t, t, text)
 
+With robust_skip_prob p > 0 (SnapFusion's robust training, stages/robust.py) each step skips
+every transformer and channel-keeping ResNet of the student with probability p.
+
 The student predicts what the teacher predicts, so its checkpoint takes the teacher's scheduler;
 `sfmobile distill --teacher` then turns it into a few-step model. finish() writes OUT/unet/, an
 sfmobile checkpoint (student UNet + the teacher's text encoder, VAE and tokenizer).
@@ -35,6 +38,7 @@ from sfmobile.train.data.batches import cached_batches, image_batches
 from sfmobile.train.data.latent_cache import LatentCache, tokenizer_of
 from sfmobile.train.data.source import DataSpec
 from sfmobile.train.sampling import encode_captions
+from sfmobile.train.stages.robust import draw_skips, skippable_blocks, skipping
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 from sfmobile.weights.snapfusion_init import init_from_sd15
 
@@ -53,6 +57,7 @@ class UnetTrainConfig:
     noise_weight: float = 1.0
     distill_weight: float = 1.0
     caption_dropout: float = 0.1
+    robust_skip_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.cache is None):
@@ -68,8 +73,9 @@ class UnetTrainConfig:
                 f"loss weights must be >= 0 and not both 0, got noise {self.noise_weight}, "
                 f"distill {self.distill_weight}"
             )
-        if not 0.0 <= self.caption_dropout <= 1.0:
-            raise ConfigError(f"caption_dropout must be in [0, 1], got {self.caption_dropout}")
+        for name in ("caption_dropout", "robust_skip_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 class UnetStage:
@@ -102,6 +108,8 @@ class UnetStage:
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.tokenizer = tokenizer_of(teacher)
         self.cache = LatentCache(config.cache) if config.cache is not None else None
+        self.skippable = skippable_blocks(self.unet)
+        self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
@@ -152,11 +160,16 @@ class UnetStage:
             target = noise
         with torch.no_grad():
             teacher_out = self.teacher.unet(noisy, timesteps.float(), text)
-        student_out = models["unet"](noisy, timesteps.float(), text)
+        skipped = draw_skips(self.skippable, self.config.robust_skip_prob, generator)
+        with skipping(self.unet, skipped):
+            student_out = models["unet"](noisy, timesteps.float(), text)
         task = F.mse_loss(student_out, target)
         distill = F.mse_loss(student_out, teacher_out)
         loss = self.config.noise_weight * task + self.config.distill_weight * distill
-        return loss, {"task_mse": task.item(), "distill_mse": distill.item()}
+        metrics = {"task_mse": task.item(), "distill_mse": distill.item()}
+        if self.skips_blocks:
+            metrics["skipped_blocks"] = float(len(skipped))
+        return loss, metrics
 
     def model(self) -> StableDiffusion:
         """The student with the teacher's text encoder, VAE, scheduler and tokenizer."""
