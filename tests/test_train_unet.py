@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
-from sfmobile.errors import ConfigError
+from sfmobile.errors import ConfigError, InputError
 from sfmobile.train.data.latent_cache import CacheConfig, write_latent_cache
 from sfmobile.train.data.source import DataSpec, open_image_captions
 from sfmobile.train.engine.loop import TrainConfig, Trainer
@@ -198,6 +198,15 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(teacher_dir, 
     losses = [r["loss"] for r in MetricsLog(whole / METRICS_FILE).records()]
     assert [r["loss"] for r in MetricsLog(split / METRICS_FILE).records()] == losses
     assert all(np.isfinite(losses))
+
+
+def test_resume_with_another_image_size_is_refused(teacher_dir, photos, tmp_path):
+    Trainer(make_stage(teacher_dir, photos), run_config(tmp_path, stop_after=1)).run()
+    teacher = load_model(teacher_dir)
+    config = UnetTrainConfig(data=DataSpec(str(photos)), image_size=2 * SIZE)
+    other = UnetStage(teacher, student_config(teacher), config)
+    with pytest.raises(InputError, match=f"data_image_size was {SIZE}, now {2 * SIZE}"):
+        Trainer(other, run_config(tmp_path)).run()
 
 
 def test_cli_trains_a_preset_student_that_loads_with_the_teachers_parts(

@@ -166,7 +166,8 @@ class Trainer:
         """Settings a resumed run must share with the run it continues."""
         c = self.config
         keys = ("batch_size", "seed", "data_seed", "image_size")
-        return {**{k: getattr(c, k) for k in keys}, "world_size": self.ranks.world_size}
+        own = getattr(self.stage, "run_settings", {})  # e.g. a stage's own data source
+        return {**{k: getattr(c, k) for k in keys}, "world_size": self.ranks.world_size, **own}
 
     def run(self) -> TrainResult:
         """Resume if out/train_state.pt exists, train up to config.steps (or stop_after, or a

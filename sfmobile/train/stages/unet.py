@@ -110,6 +110,11 @@ class UnetStage:
         self.cache = LatentCache(config.cache) if config.cache is not None else None
         self.skippable = skippable_blocks(self.unet)
         self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
+        data = config.data
+        self.run_settings = {  # the Trainer refuses to resume with other values
+            "data": str(config.cache) if data is None else f"{data.path} ({data.format})",
+            "data_image_size": config.image_size,
+        }
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
