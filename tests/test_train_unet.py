@@ -9,6 +9,7 @@ after it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
 from sfmobile.errors import ConfigError, InputError
+from sfmobile.train.data.batches import image_batches
 from sfmobile.train.data.latent_cache import CacheConfig, write_latent_cache
 from sfmobile.train.data.source import DataSpec, open_image_captions
 from sfmobile.train.engine.loop import TrainConfig, Trainer
@@ -177,6 +179,19 @@ def test_batches_cycle_over_epochs_and_ranks_read_disjoint_samples(teacher_dir, 
     assert second["caption"][:2] == [CAPTIONS[2], CAPTIONS[4]]
     assert next(stage.batches(0, 3, 1, 2))["caption"] == CAPTIONS[1::2]
     assert torch.equal(next(stage.batches(4, 4, 0, 2))["image"], second["image"])
+
+
+def test_unreadable_images_and_empty_captions_are_skipped_and_reported(photos, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    (folder / "img0.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "img1.txt").write_text("   ")
+    reports = []
+    stream = image_batches(DataSpec(str(folder)), SIZE, 4, 0, 1, 0, reports.append)
+    first, second = next(stream), next(stream)
+    assert first["caption"] + second["caption"][:1] == CAPTIONS[2:] + CAPTIONS[2:3]
+    assert len(reports) == 1
+    assert (reports[0].unreadable_images, reports[0].missing_captions) == (1, 1)
 
 
 def run_config(out, **overrides) -> TrainConfig:

@@ -15,21 +15,28 @@ where "index" counts this rank's samples from the start of the run (for logs).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
 import torch
 
 from sfmobile.errors import InputError
 from sfmobile.train.data.latent_cache import LatentCache
-from sfmobile.train.data.source import DataSpec, open_image_captions
+from sfmobile.train.data.source import DataReport, DataSpec, open_image_captions
 
 
 def image_batches(
-    spec: DataSpec, image_size: int, batch_size: int, rank: int, world_size: int, start: int
+    spec: DataSpec,
+    image_size: int,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    start: int,
+    on_pass: Callable[[DataReport], None] | None = None,
 ) -> Iterator[dict]:
     """Batches of decoded images and captions (unreadable images and empty captions skipped, as
-    the reader does; a pass that yields nothing is an error rather than an endless loop)."""
+    the reader does; a pass that yields nothing is an error rather than an endless loop).
+    on_pass(report) is called at the end of every pass over this rank's share of the data."""
 
     def examples() -> Iterator[tuple[torch.Tensor, str]]:
         while True:
@@ -43,6 +50,8 @@ def image_batches(
                     f"--data {spec.path}: rank {rank} of {world_size} read no usable sample "
                     f"({reader.report.summary()})"
                 )
+            if on_pass is not None:
+                on_pass(reader.report)
 
     stream = islice(examples(), start, None)
     index = start

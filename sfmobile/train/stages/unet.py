@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 from torch import nn
 
 from sfmobile.config import UNetConfig
@@ -36,7 +37,7 @@ from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import DdimScheduler
 from sfmobile.train.data.batches import cached_batches, image_batches
 from sfmobile.train.data.latent_cache import LatentCache, tokenizer_of
-from sfmobile.train.data.source import DataSpec
+from sfmobile.train.data.source import DataReport, DataSpec
 from sfmobile.train.sampling import encode_captions
 from sfmobile.train.stages.robust import draw_skips, skippable_blocks, skipping
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
@@ -108,6 +109,7 @@ class UnetStage:
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.tokenizer = tokenizer_of(teacher)
         self.cache = LatentCache(config.cache) if config.cache is not None else None
+        self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
         self.skippable = skippable_blocks(self.unet)
         self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
         data = config.data
@@ -128,7 +130,11 @@ class UnetStage:
         if self.cache is not None:
             return cached_batches(self.cache, batch_size, rank, world_size, start)
         spec, size = self.config.data, self.config.image_size
-        return image_batches(spec, size, batch_size, rank, world_size, start)
+
+        def report(data: DataReport) -> None:
+            self.console.print(f"--data, one pass of rank {rank}: {data.summary()}")
+
+        return image_batches(spec, size, batch_size, rank, world_size, start, report)
 
     @torch.no_grad()
     def _conditioning(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
