@@ -29,6 +29,8 @@ from sfmobile.weights.diffusers_export import (
 )
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIZE = 32
 PROMPT = "a small red circle above a blue square"
 

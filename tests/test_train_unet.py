@@ -36,6 +36,8 @@ from sfmobile.weights import load_model
 from sfmobile.weights.safe_io import read_tensors
 from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIZE = 32
 CAPTIONS = ["a red square", "a green disc", "a blue stripe", "two yellow dots", "grey", "a tree"]
 
