@@ -41,6 +41,7 @@ SLOW_MODULES = {
     "test_train_ddp",
     "test_train_decoder",
     "test_train_loop",
+    "test_train_unet",
 }
 
 

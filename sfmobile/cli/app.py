@@ -136,6 +136,7 @@ def user_errors_exit_2(command: Callable[P, R]) -> Callable[P, R]:
 # Command modules; importing one registers its command on `app` (add one name per module).
 COMMAND_MODULES = (
     "cache_latents_cmd",
+    "convert_cmd",
     "bench_cmd",
     "demo_cmd",
     "distill_cmd",
@@ -151,6 +152,7 @@ COMMAND_MODULES = (
     "tokenize_cmd",
     "train_cmd",
     "train_decoder_cmd",
+    "train_unet_cmd",
     "verify_cmd",
 )
 

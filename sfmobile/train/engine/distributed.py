@@ -51,13 +51,16 @@ def stop(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-def wrap(module: nn.Module, ranks: Ranks) -> nn.Module:
+def wrap(module: nn.Module, ranks: Ranks, skips_blocks: bool = False) -> nn.Module:
     """The module as training calls it: DistributedDataParallel (gradients averaged across ranks
-    during backward, rank 0's initial weights broadcast to all) or the module itself."""
+    during backward, rank 0's initial weights broadcast to all) or the module itself.
+    skips_blocks: some parameters may go unused in a step (robust training)."""
     if not ranks.distributed:
         return module
     # Buffers here are constants (timestep frequencies, causal masks): synced once, at init.
-    return DistributedDataParallel(module, forward_sync_buffers=False)
+    return DistributedDataParallel(
+        module, forward_sync_buffers=False, find_unused_parameters=skips_blocks
+    )
 
 
 def mean_over_ranks(values: dict[str, float], ranks: Ranks) -> dict[str, float]:

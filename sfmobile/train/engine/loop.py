@@ -166,7 +166,8 @@ class Trainer:
         """Settings a resumed run must share with the run it continues."""
         c = self.config
         keys = ("batch_size", "seed", "data_seed", "image_size")
-        return {**{k: getattr(c, k) for k in keys}, "world_size": self.ranks.world_size}
+        own = getattr(self.stage, "run_settings", {})  # e.g. a stage's own data source
+        return {**{k: getattr(c, k) for k in keys}, "world_size": self.ranks.world_size, **own}
 
     def run(self) -> TrainResult:
         """Resume if out/train_state.pt exists, train up to config.steps (or stop_after, or a
@@ -219,8 +220,13 @@ class Trainer:
             save_state(state, self.state_path)
 
     def _batches(self, step: int):
-        """This rank's batches from optimizer step `step` on."""
+        """This rank's batches from optimizer step `step` on: the stage's own (a stage with a
+        `batches(start, batch_size, rank, world_size)` method, e.g. one reading --data) or
+        the synthetic scenes."""
         config, ranks = self.config, self.ranks
+        own = getattr(self.stage, "batches", None)
+        if own is not None:
+            return own(step * config.batch_size, config.batch_size, ranks.rank, ranks.world_size)
         stream = SceneStream(
             split="train",
             seed=config.data_seed,
@@ -234,7 +240,8 @@ class Trainer:
     def _train(self, step: int, end: int) -> tuple[int, bool]:
         """Optimizer steps step..end-1; returns (steps done, whether a stop request ended it)."""
         config = self.config
-        wrapped = {name: distributed.wrap(m, self.ranks) for name, m in self.modules.items()}
+        skips = getattr(self.stage, "skips_blocks", False)
+        wrapped = {name: distributed.wrap(m, self.ranks, skips) for name, m in self.modules.items()}
         batches = self._batches(step)
         window = _Window()
         hidden = not self.ranks.is_main

@@ -39,6 +39,13 @@ class Stage(Protocol):
         never from torch's global generator, so a resumed run repeats the same draws.
     finish(out_dir): write the stage's result under out_dir (e.g. out_dir/"teacher"); by then
         the trainable modules hold the final weights (the EMA's, when the run keeps one).
+    batches (optional method): batches(start, batch_size, rank, world_size) -> an endless
+        iterator of this rank's batches from its sample `start` on, for a stage that reads its
+        own data (stages/unet.py reads --data); without it the Trainer reads the scenes.
+    run_settings (optional attribute): {name: JSON value} a resumed run must repeat (a stage
+        with its own batches names its data and image size here).
+    skips_blocks (optional attribute): True when a step may leave some trainable parameters
+        unused (robust training skips blocks); DDP then looks for them every step.
     continues (optional attribute): the weights_fingerprint of trained weights the stage
         continues, or None; the Trainer then draws batches with loop.continuation_seed(seed,
         continues), so a continuation does not replay the batches that trained them.

@@ -1,0 +1,100 @@
+"""`sfmobile train unet`: the efficient UNet initialised from a real teacher (SD-1.5) and trained
+on your image-caption data with output distillation from the teacher (docs/training.md,
+"Training on your own data")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sfmobile.cli.app import user_errors_exit_2
+from sfmobile.cli.train_cmd import (
+    CHECKPOINT_EVERY,
+    LOG_EVERY,
+    SEED,
+    STOP_AFTER,
+    THREADS,
+    run_stage,
+    stage_console,
+    train_app,
+)
+
+
+@train_app.command("unet")
+@user_errors_exit_2
+def train_unet(
+    teacher: Path = typer.Option(
+        ..., help="The teacher: a diffusers folder, sfmobile checkpoint or CompVis file (SD-1.5)."
+    ),
+    out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, unet/."),
+    data: str = typer.Option(
+        None,
+        help="Images + captions: a folder with same-named .txt files, a .jsonl or .csv index, "
+        "or WebDataset shards (see `sfmobile cache-latents --help`).",
+    ),
+    cache: Path = typer.Option(
+        None, help="A `sfmobile cache-latents` folder made by the same teacher, not --data."
+    ),
+    data_format: str = typer.Option("auto", help="auto | folder | jsonl | csv | webdataset"),
+    preset: str = typer.Option("snapfusion", help="The student's architecture (its UNet)."),
+    teacher_preset: str = typer.Option(
+        None, help="Architecture of a single-file teacher checkpoint (default sd15)."
+    ),
+    image_size: int = typer.Option(512, help="Images are resized and centre-cropped to this."),
+    steps: int = typer.Option(100000, help="Optimizer steps in all."),
+    batch_size: int = typer.Option(8, help="Images per step per process."),
+    lr: float = typer.Option(1e-5, help="AdamW learning rate (after warm-up)."),
+    warmup_steps: int = typer.Option(500, help="Linear learning-rate warm-up."),
+    noise_weight: float = typer.Option(1.0, help="Weight of the noise-prediction loss."),
+    distill_weight: float = typer.Option(1.0, help="Weight of the teacher-output loss."),
+    caption_dropout: float = typer.Option(0.1, help="Share of empty captions (for guidance)."),
+    robust_skip_prob: float = typer.Option(
+        0.0,
+        help="SnapFusion's robust training: skip each transformer and channel-keeping ResNet "
+        "with this probability per step (0: off).",
+    ),
+    ema_decay: float = typer.Option(0.9999, help="EMA of the weights the checkpoint gets; 0: off."),
+    seed: int = SEED,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    log_every: int = LOG_EVERY,
+    threads: int = THREADS,
+    stop_after: int = STOP_AFTER,
+) -> None:
+    """SnapFusion's section 3: the --preset UNet initialised from the teacher's and trained with
+    the noise loss plus distillation from the teacher's UNet; the text encoder and VAE stay the
+    teacher's, frozen. Writes OUT/unet/, an sfmobile checkpoint."""
+    from sfmobile.presets import preset as preset_config
+    from sfmobile.train.data.source import DataSpec
+    from sfmobile.train.engine.loop import TrainConfig
+    from sfmobile.train.stages.unet import UNET_FOLDER, UnetStage, UnetTrainConfig
+    from sfmobile.weights import load_model
+
+    unet_config = UnetTrainConfig(
+        data=DataSpec(data, data_format) if data is not None else None,
+        cache=cache,
+        image_size=image_size,
+        noise_weight=noise_weight,
+        distill_weight=distill_weight,
+        caption_dropout=caption_dropout,
+        robust_skip_prob=robust_skip_prob,
+    )
+    config = TrainConfig(
+        out=out,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        warmup_steps=warmup_steps,
+        ema_decay=ema_decay,
+        stop_after=stop_after,
+        threads=threads,
+    )
+    console = stage_console()
+    stage = UnetStage(
+        load_model(teacher, teacher_preset), preset_config(preset).unet, unet_config, seed
+    )
+    console.print(f"student {preset}: {stage.init_report.summary()}")
+    run_stage(stage, config, console, out / UNET_FOLDER)

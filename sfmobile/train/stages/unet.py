@@ -1,0 +1,197 @@
+"""`sfmobile train unet`: the efficient UNet initialised from a real teacher (SD-1.5) and trained
+on the user's image-caption data, SnapFusion's section 3.
+
+The student is the preset's UNet with every block SD-1.5 also has copied from the teacher's UNet
+(weights/snapfusion_init.py); the teacher's text encoder and VAE are frozen and shared. One step,
+per batch:
+
+    z0 = vae.encode(images) * scaling_factor        (or the cached latents of cache-latents)
+    captions -> "" with probability caption_dropout  (for classifier-free guidance)
+    t ~ uniform {0, ..., 999}, eps ~ N(0, 1), z_t = alpha_t z0 + sigma_t eps
+    target = eps (epsilon teacher, SD-1.5) or alpha_t eps - sigma_t z0 (v-prediction teacher)
+    loss = noise_weight * mean (student(z_t) - target)^2
+         + distill_weight * mean (student(z_t) - teacher(z_t))^2   (teacher: same z_t, t, text)
+
+With robust_skip_prob p > 0 (SnapFusion's robust training, stages/robust.py) each step skips
+every transformer and channel-keeping ResNet of the student with probability p.
+
+The student predicts what the teacher predicts, so its checkpoint takes the teacher's scheduler;
+`sfmobile distill --teacher` then turns it into a few-step model. finish() writes OUT/unet/, an
+sfmobile checkpoint (student UNet + the teacher's text encoder, VAE and tokenizer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import nn
+
+from sfmobile.config import UNetConfig
+from sfmobile.errors import ConfigError
+from sfmobile.models.stable_diffusion import StableDiffusion
+from sfmobile.scheduler import DdimScheduler
+from sfmobile.train.data.batches import cached_batches, image_batches
+from sfmobile.train.data.latent_cache import LatentCache, tokenizer_of
+from sfmobile.train.data.source import DataReport, DataSpec
+from sfmobile.train.sampling import encode_captions
+from sfmobile.train.stages.robust import draw_skips, skippable_blocks, skipping
+from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
+from sfmobile.weights.snapfusion_init import init_from_sd15
+
+UNET_FOLDER = "unet"
+
+
+@dataclass(frozen=True)
+class UnetTrainConfig:
+    """noise_weight, distill_weight: the two loss terms (module docstring); data: `--data`, or
+    None with `cache`, a cache-latents folder made by the same teacher; image_size: what images
+    are resized and centre-cropped to (a multiple of 8)."""
+
+    data: DataSpec | None = None
+    cache: Path | None = None
+    image_size: int = 512
+    noise_weight: float = 1.0
+    distill_weight: float = 1.0
+    caption_dropout: float = 0.1
+    robust_skip_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.cache is None):
+            raise ConfigError("give exactly one of --data and --cache")
+        if self.image_size < 8 or self.image_size % 8:
+            raise ConfigError(f"--image-size must be a multiple of 8, got {self.image_size}")
+        if (
+            self.noise_weight < 0
+            or self.distill_weight < 0
+            or not (self.noise_weight + self.distill_weight > 0)
+        ):
+            raise ConfigError(
+                f"loss weights must be >= 0 and not both 0, got noise {self.noise_weight}, "
+                f"distill {self.distill_weight}"
+            )
+        for name in ("caption_dropout", "robust_skip_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+class UnetStage:
+    """Trains `student` (a UNetConfig) from `teacher` (a loaded StableDiffusion) on real data."""
+
+    name = "unet"
+
+    def __init__(
+        self, teacher: StableDiffusion, student: UNetConfig, config: UnetTrainConfig, seed: int = 0
+    ) -> None:
+        t = teacher.config
+        if student.cross_attention_dim != t.text_encoder.width:
+            raise ConfigError(
+                f"student cross_attention_dim {student.cross_attention_dim} must equal the "
+                f"teacher's text encoder width {t.text_encoder.width}"
+            )
+        if student.in_channels != t.vae.latent_channels:
+            raise ConfigError(
+                f"student in_channels {student.in_channels} must equal the teacher VAE's latent "
+                f"channels {t.vae.latent_channels}"
+            )
+        if teacher.scheduler.prediction_type not in ("epsilon", "v_prediction"):
+            raise ConfigError(
+                f"teacher {teacher.source}: prediction type {teacher.scheduler.prediction_type!r}"
+                " (expected epsilon or v_prediction)"
+            )
+        self.teacher, self.config = teacher.eval(), config
+        self.unet, self.init_report = init_from_sd15(student, teacher.unet, seed)
+        self.continues = None
+        self.scheduler = DdimScheduler(teacher.scheduler)
+        self.tokenizer = tokenizer_of(teacher)
+        self.cache = LatentCache(config.cache) if config.cache is not None else None
+        self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
+        self.skippable = skippable_blocks(self.unet)
+        self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
+        data = config.data
+        self.run_settings = {  # the Trainer refuses to resume with other values
+            "data": str(config.cache) if data is None else f"{data.path} ({data.format})",
+            "data_image_size": config.image_size,
+        }
+
+    def trainable(self) -> dict[str, nn.Module]:
+        return {"unet": self.unet}
+
+    def frozen(self) -> dict[str, nn.Module]:
+        t = self.teacher
+        return {"teacher_unet": t.unet, "text_encoder": t.text_encoder, "vae": t.vae}
+
+    def batches(self, start: int, batch_size: int, rank: int, world_size: int) -> Iterator[dict]:
+        """This rank's batches from its sample `start` on (the Trainer's data hook)."""
+        if self.cache is not None:
+            return cached_batches(self.cache, batch_size, rank, world_size, start)
+        spec, size = self.config.data, self.config.image_size
+
+        def report(data: DataReport) -> None:
+            self.console.print(f"--data, one pass of rank {rank}: {data.summary()}")
+
+        return image_batches(spec, size, batch_size, rank, world_size, start, report)
+
+    @torch.no_grad()
+    def _conditioning(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """(scaled latents, text embeddings with captions dropped) of the batch."""
+        t = self.teacher
+        if "latents" in batch:
+            latents, text = batch["latents"], batch["text_embeddings"]
+        else:
+            latents = t.vae.encode(batch["image"]) * t.config.vae.scaling_factor
+            text = encode_captions(t.text_encoder, self.tokenizer, batch["caption"])
+        dropped = torch.rand(latents.shape[0], generator=generator) < self.config.caption_dropout
+        if dropped.any():
+            empty = encode_captions(t.text_encoder, self.tokenizer, [""])
+            text = torch.where(dropped[:, None, None], empty, text)
+        return latents, text
+
+    def loss(
+        self,
+        models: Mapping[str, nn.Module],
+        batch: dict,
+        step: int,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        latents, text = self._conditioning(batch, generator)
+        size = latents.shape[0]
+        timesteps = torch.randint(
+            0, self.scheduler.config.num_train_timesteps, (size,), generator=generator
+        )
+        noise = torch.randn(latents.shape, generator=generator)
+        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        if self.scheduler.config.prediction_type == "v_prediction":
+            target = self.scheduler.velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        with torch.no_grad():
+            teacher_out = self.teacher.unet(noisy, timesteps.float(), text)
+        skipped = draw_skips(self.skippable, self.config.robust_skip_prob, generator)
+        with skipping(self.unet, skipped):
+            student_out = models["unet"](noisy, timesteps.float(), text)
+        task = F.mse_loss(student_out, target)
+        distill = F.mse_loss(student_out, teacher_out)
+        loss = self.config.noise_weight * task + self.config.distill_weight * distill
+        metrics = {"task_mse": task.item(), "distill_mse": distill.item()}
+        if self.skips_blocks:
+            metrics["skipped_blocks"] = float(len(skipped))
+        return loss, metrics
+
+    def model(self) -> StableDiffusion:
+        """The student with the teacher's text encoder, VAE, scheduler and tokenizer."""
+        t = self.teacher
+        return replace(
+            t,
+            config=replace(t.config, unet=self.unet.config),
+            unet=self.unet,
+            source=f"sfmobile train unet (teacher {t.source})",
+            loras=[],
+        )
+
+    def finish(self, out_dir: Path) -> None:
+        save_checkpoint(self.model(), Path(out_dir) / UNET_FOLDER)
