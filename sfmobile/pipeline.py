@@ -115,12 +115,7 @@ class Pipeline:
         self.cfg_batch = cfg_batch
         if self.info.unet_batches and cfg_batch not in self.info.unet_batches:
             self.cfg_batch = self.info.unet_batches[0]
-        if self.info.tokenizer is not None:
-            self.tokenizer = self.info.tokenizer
-        elif self.info.tokenizer_dir:
-            self.tokenizer = ClipTokenizer.from_folder(self.info.tokenizer_dir)
-        else:
-            self.tokenizer = ClipTokenizer.default()
+        self.tokenizer = self.info.tokenizer or ClipTokenizer.of_model(self.info.tokenizer_dir)
         self.scheduler = DdimScheduler(self.info.scheduler)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:

@@ -90,11 +90,7 @@ def export_bundle(
             unet_batch=targets[1].inputs[0].shape[0],
         )
     export_component = _converter(format)
-    tokenizer = (
-        ClipTokenizer.from_folder(model.tokenizer_dir)
-        if model.tokenizer_dir
-        else ClipTokenizer.default()
-    )
+    tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
     with BundleWriter(Path(out)) as writer:
         tokenizer.save(writer.dir / "tokenizer")
         components = {}

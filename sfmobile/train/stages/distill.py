@@ -142,7 +142,7 @@ class DistillStage:
         self.student = student_unet(teacher.unet, config.guidance_conditioned, seed)
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.chains = torch.tensor(teacher_chains(self.scheduler, config))  # [S, k + 1]
-        self.tokenizer = ClipTokenizer.default()
+        self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.student}
