@@ -77,7 +77,12 @@ def generate(
     width: int = typer.Option(None, help=SIZE_HELP.format("width"), show_default=False),
     backend: str = typer.Option("torch", help="Runtime: " + " | ".join(BACKENDS)),
     preset: str = typer.Option(None, help="Architecture of a single-file checkpoint."),
-    cfg_batch: int = typer.Option(2, help="UNet batch for guidance: 2 (one call) or 1 (two)."),
+    cfg_batch: int = typer.Option(
+        None,
+        help="UNet batch for guidance: 2 (one call) or 1 (two) (default: the bundle's own, "
+        "else 2).",
+        show_default=False,
+    ),
     init_latents: Path = typer.Option(None, help="Initial latents .npy (float32 [1,4,h,w])."),
     init_image: Path = typer.Option(
         None,
