@@ -128,6 +128,20 @@ class Pipeline:
         self.tokenizer = self.info.tokenizer or ClipTokenizer.of_model(self.info.tokenizer_dir)
         self.scheduler = DdimScheduler(self.info.scheduler)
 
+    def guidance_warning(self, guidance_scale: float) -> str | None:
+        """A one-line warning when guidance_scale lies outside the range the model was distilled
+        for (its images degrade there: a CFG-aware student at guidance 1 lost its background),
+        None inside it or when the model records no range."""
+        if self.info.guidance_range is None:
+            return None
+        low, high = self.info.guidance_range
+        if low <= guidance_scale <= high:
+            return None
+        return (
+            f"guidance {guidance_scale:g} is outside the range this model was distilled for "
+            f"[{low:g}, {high:g}]; expect degraded images"
+        )
+
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         factor = self.info.vae_downscale
         multiple = max(8, factor * self.info.latent_multiple)

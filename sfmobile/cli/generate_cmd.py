@@ -139,6 +139,9 @@ def generate(
     strength = DEFAULT_STRENGTH if strength is None else strength
     image = read_init_image(init_image, height, width) if init_image else None
     total_steps = steps - img2img_start(steps, strength) if image is not None else steps
+    outside = pipeline.guidance_warning(guidance)
+    if outside:
+        typer.echo(f"warning: {outside}", err=True)
     console = Console(stderr=True)
     with Progress(
         TextColumn("denoising"),

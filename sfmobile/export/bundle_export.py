@@ -126,6 +126,7 @@ def export_bundle(
             guidance={
                 "cfg_batch": targets[1].inputs[0].shape[0],
                 "input": model.config.unet.guidance_embedding,
+                **({"distilled_range": list(model.guidance_range)} if model.guidance_range else {}),
             },
             created_by={
                 "sfmobile_version": sfmobile.__version__,

@@ -126,7 +126,7 @@ def file_entry(name: str, entry: dict[str, Any]) -> Callable[[dict], None]:
 
 
 def quantized_int8(data: dict) -> None:
-    data["guidance"] = {"cfg_batch": 1, "input": True}
+    data["guidance"] = {"cfg_batch": 1, "input": True, "distilled_range": [1.0, 14.0]}
     unet = data["components"]["unet"]
     unet["precision"] = "int8-static"
     unet["inputs"][0] = {**tensor("sample", [1, 4, 8, 8], "int8"),
@@ -167,7 +167,8 @@ ENCODER = {"encoder.onnx": ENCODER_FILE}
 #  a phrase both readers' messages must contain when they refuse)
 CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("valid", "the base bundle", None, {}, ""),
-    ("valid-int8-guidance-input", "quantization, cfg_batch 1, guidance input, open created_by",
+    ("valid-int8-guidance-input",
+     "quantization, cfg_batch 1, guidance input and its distilled range, open created_by",
      quantized_int8, {}, ""),
     ("valid-integral-numbers", "JSON Schema integers: 64.0 is an integer",
      setter("image/height", 64.0), {}, ""),
@@ -196,6 +197,10 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("enum-prediction-type", "an unknown prediction type",
      setter("scheduler/prediction_type", "sample"), {}, "scheduler/prediction_type"),
     ("enum-cfg-batch", "cfg_batch 3", setter("guidance/cfg_batch", 3), {}, "guidance/cfg_batch"),
+    ("short-distilled-range", "distilled_range of one number",
+     setter("guidance/distilled_range", [2.0]), {}, "guidance/distilled_range"),
+    ("negative-distilled-range", "distilled_range below 0",
+     setter("guidance/distilled_range", [-1.0, 8.0]), {}, "guidance/distilled_range/0"),
     ("enum-dtype", "an unknown tensor dtype",
      setter("components/decoder/inputs/0/dtype", "bfloat16"), {},
      "components/decoder/inputs/0/dtype"),
