@@ -32,6 +32,8 @@ FORMAT = "sfmobile-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COMPONENT_NAMES = ("text_encoder", "unet", "decoder")
+# A TFLite component's one signature: the exporter writes it, every runtime runs it by name.
+TFLITE_SIGNATURE = "serving_default"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from sfmobile.cli.app import app, user_errors_exit_2
-from sfmobile.demo import RECIPES
+from sfmobile.apps.demo import RECIPES
 
 
 class RichProgress:
@@ -62,7 +62,7 @@ def demo(
     ),
 ) -> None:
     """Export every bundle kind, run the same prompts on each, write OUT/report.md."""
-    from sfmobile.demo import DemoConfig, run_demo
+    from sfmobile.apps.demo import DemoConfig, run_demo
 
     config = DemoConfig(
         out=out,

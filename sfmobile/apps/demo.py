@@ -237,7 +237,7 @@ def run_backends(model, result: DemoResult, progress: DemoProgress) -> dict[str,
 
 def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> Path:
     """Export, generate, compare, and write OUT/report.md; returns the report's path."""
-    from sfmobile.demo_report import write_report
+    from sfmobile.apps.demo_report import write_report
     from sfmobile.weights import load_model
 
     progress = progress or SilentProgress()

@@ -11,7 +11,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from sfmobile.demo import COMPONENTS, REFERENCE, DemoResult
+from sfmobile.apps.demo import COMPONENTS, REFERENCE, DemoResult
 
 
 def _row(cells: list[str]) -> str:
