@@ -16,8 +16,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from sfmobile.apps.demo_result import RECIPES
 from sfmobile.cli.app import app, user_errors_exit_2
-from sfmobile.apps.demo import RECIPES
 
 
 class RichProgress:
