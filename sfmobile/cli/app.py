@@ -21,7 +21,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 
 from sfmobile.errors import InputError, SfmobileError
-from sfmobile.log_noise import quiet_third_party_logs
+from sfmobile.quiet_logs import quiet_third_party_logs
 
 app = typer.Typer(
     name="sfmobile",
@@ -135,7 +135,6 @@ COMMAND_MODULES = (
     "export_cmd",
     "generate_cmd",
     "golden_cmd",
-    "info_cmd",
     "model_cmd",
     "noise_cmd",
     "ship_demo_cmd",
@@ -144,6 +143,7 @@ COMMAND_MODULES = (
     "train_cmd",
     "train_decoder_cmd",
     "verify_cmd",
+    "version_cmd",
 )
 
 

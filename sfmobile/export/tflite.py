@@ -30,7 +30,7 @@ from torch import nn
 from sfmobile.bundle import TFLITE_SIGNATURE, ComponentSpec, Quantization, TensorSpec
 from sfmobile.errors import BundleError, InputError
 from sfmobile.export.targets import ExportTarget
-from sfmobile.log_noise import quiet_third_party_logs
+from sfmobile.quiet_logs import quiet_third_party_logs
 
 FLATBUFFER_LIMIT = 2**31  # bytes: flatbuffers use 32-bit offsets
 BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}
