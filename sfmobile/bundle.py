@@ -2,12 +2,13 @@
 backends, the Kotlin core on the phone).
 
 A bundle is a folder: `manifest.json` plus model files and tokenizer files. The manifest is
-validated against `export/manifest.schema.json` (top level of the repository, shipped inside the
-package as sfmobile/data/manifest.schema.json) on write and on read. Bundles are written into a
-temporary folder beside the destination and renamed into place only when complete; reading one
-verifies every file's size and (unless told to check sizes only) its sha256, after the closure
-rules of export/README.md (sfmobile/bundle_rules.py): every file a component or the tokenizer
-uses is listed in `files` and lies inside the bundle folder.
+validated against sfmobile/data/manifest.schema.json (the package carries the real file;
+`export/manifest.schema.json` at the top of the repository is a copy that tests/test_bundle.py
+keeps byte-identical, for the Kotlin side and the docs) on write and on read. Bundles are
+written into a temporary folder beside the destination and renamed into place only when
+complete; reading one verifies every file's size and (unless told to check sizes only) its
+sha256, after the closure rules of export/README.md (sfmobile/bundle_rules.py): every file a
+component or the tokenizer uses is listed in `files` and lies inside the bundle folder.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ FORMAT = "sfmobile-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COMPONENT_NAMES = ("text_encoder", "unet", "decoder")
+# A TFLite component's one signature: the exporter writes it, every runtime runs it by name.
+TFLITE_SIGNATURE = "serving_default"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ the same loop runs from there. The encoder's mean, not a sample, makes it determ
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from sfmobile.backends.base import Backend
 from sfmobile.errors import GenerationError, InputError
 from sfmobile.init_image import image_array
 from sfmobile.noise import gaussian_noise
+from sfmobile.peak_memory import PeakTracker
 from sfmobile.scheduler import DdimScheduler
 from sfmobile.tokenizer import ClipTokenizer
 
@@ -34,7 +34,8 @@ from sfmobile.tokenizer import ClipTokenizer
 @dataclass
 class Timings:
     """Seconds spent in each part of one generation (unet: one entry per UNet call; encoder:
-    image-to-image only)."""
+    image-to-image only); peak_rss_mb: resident memory at its peak, whose peak_rss_scope says
+    what it covers ("generation", "process" lifetime or "unknown": see peak_memory.py)."""
 
     encoder: float = 0.0
     tokenize: float = 0.0
@@ -44,6 +45,7 @@ class Timings:
     decoder: float = 0.0
     total: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_rss_scope: str = "unknown"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "unet_total": sum(self.unet)}
@@ -105,23 +107,40 @@ def require_finite(values: np.ndarray, what: str) -> None:
 
 class Pipeline:
     """Runs a model through any Backend. cfg_batch: 2 = [uncond, cond] in one UNet call,
-    1 = two calls of batch 1."""
+    1 = two calls of batch 1; None: the batch an exported bundle's UNet was built for (2 for a
+    model without a static batch). A batch the bundle cannot run is refused, not changed."""
 
-    def __init__(self, backend: Backend, cfg_batch: int = 2) -> None:
-        if cfg_batch not in (1, 2):
-            raise InputError(f"cfg_batch must be 1 or 2, got {cfg_batch}")
+    def __init__(self, backend: Backend, cfg_batch: int | None = None) -> None:
         self.backend = backend
         self.info = backend.info
+        batches = self.info.unet_batches
+        if cfg_batch is None:
+            cfg_batch = batches[0] if batches else 2
+        if cfg_batch not in (1, 2):
+            raise InputError(f"--cfg-batch must be 1 or 2, got {cfg_batch}")
+        if batches and cfg_batch not in batches and not self.info.guidance_input:
+            takes = " or ".join(str(b) for b in batches)
+            raise InputError(
+                f"--cfg-batch {cfg_batch}: this bundle's UNet takes batch {takes} "
+                f"(omit --cfg-batch, or export again with --cfg-batch {cfg_batch})"
+            )
         self.cfg_batch = cfg_batch
-        if self.info.unet_batches and cfg_batch not in self.info.unet_batches:
-            self.cfg_batch = self.info.unet_batches[0]
-        if self.info.tokenizer is not None:
-            self.tokenizer = self.info.tokenizer
-        elif self.info.tokenizer_dir:
-            self.tokenizer = ClipTokenizer.from_folder(self.info.tokenizer_dir)
-        else:
-            self.tokenizer = ClipTokenizer.default()
+        self.tokenizer = self.info.tokenizer or ClipTokenizer.of_model(self.info.tokenizer_dir)
         self.scheduler = DdimScheduler(self.info.scheduler)
+
+    def guidance_warning(self, guidance_scale: float) -> str | None:
+        """A one-line warning when guidance_scale lies outside the range the model was distilled
+        for (its images degrade there: a CFG-aware student at guidance 1 lost its background),
+        None inside it or when the model records no range."""
+        if self.info.guidance_range is None:
+            return None
+        low, high = self.info.guidance_range
+        if low <= guidance_scale <= high:
+            return None
+        return (
+            f"guidance {guidance_scale:g} is outside the range this model was distilled for "
+            f"[{low:g}, {high:g}]; expect degraded images"
+        )
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         factor = self.info.vae_downscale
@@ -183,6 +202,8 @@ class Pipeline:
         if not math.isfinite(guidance_scale):
             raise InputError(f"guidance must be a finite number, got {guidance_scale}")
         shape = self.latent_shape(height, width)
+        memory = PeakTracker()
+        memory.start()
         timings, total, watch = Timings(), Stopwatch(), Stopwatch()
         timesteps = self.scheduler.timesteps(steps)
         if init_image is None:
@@ -218,7 +239,8 @@ class Pipeline:
         timings.decoder = watch.lap()
         image = to_image(decoded)
         timings.total = total.lap()
-        timings.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = memory.peak()
+        timings.peak_rss_mb, timings.peak_rss_scope = round(peak.mb, 1), peak.scope
         return Generation(image=image, latents=latents, timings=timings)
 
     def image_latents(

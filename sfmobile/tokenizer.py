@@ -175,6 +175,13 @@ class ClipTokenizer:
         """The standard 49,408-token CLIP vocabulary shipped with sfmobile (built once, cached)."""
         return shipped_tokenizer()
 
+    @classmethod
+    def of_model(cls, tokenizer_dir: str | Path | None) -> "ClipTokenizer":
+        """A model's tokenizer: its own folder when it ships one (tokenizer_dir), else the
+        shipped CLIP vocabulary. The one place that choice is made, for the runtime, export and
+        training alike."""
+        return cls.default() if tokenizer_dir is None else cls.from_folder(tokenizer_dir)
+
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)

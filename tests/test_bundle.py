@@ -165,10 +165,18 @@ def test_manifest_naming_a_file_that_is_not_there_is_refused(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def test_package_schema_is_the_top_level_export_schema():
+def test_export_schema_is_a_byte_identical_copy_of_the_package_schema():
+    """The package holds the real file (an sdist or a Windows checkout may not carry a
+    symlink); export/ keeps a copy for the Kotlin side and the docs."""
     from pathlib import Path
 
     from sfmobile.bundle import manifest_schema
 
-    top_level = Path(__file__).parents[1] / "export" / "manifest.schema.json"
-    assert manifest_schema() == json.loads(top_level.read_text())
+    repo = Path(__file__).parents[1]
+    package, top_level = (repo / "sfmobile" / "data", repo / "export")
+    kept = (top_level / "manifest.schema.json").read_bytes()
+    assert kept == (package / "manifest.schema.json").read_bytes(), (
+        "export/manifest.schema.json differs from sfmobile/data/manifest.schema.json (the "
+        "source): edit the package file and copy it to export/"
+    )
+    assert manifest_schema() == json.loads(kept)

@@ -23,9 +23,9 @@ import sfmobile.cli.generate_cmd
 import sfmobile.cli.ship_demo_cmd
 import sfmobile.shipped
 import sfmobile.train.assembly.ship_demo
+from sfmobile.apps.demo import demo_prompts
 from sfmobile.backends.torch_backend import TorchBackend
 from sfmobile.cli.app import app
-from sfmobile.demo import demo_prompts
 from sfmobile.errors import CheckpointError
 from sfmobile.models.random_init import random_model
 from sfmobile.models.stable_diffusion import StableDiffusion

@@ -21,7 +21,14 @@ from torch import nn
 
 from sfmobile.backends.tflite_backend import TfliteBackend
 from sfmobile.backends.torch_backend import TorchBackend
-from sfmobile.bundle import Bundle, ComponentSpec, Quantization, TensorSpec, read_bundle
+from sfmobile.bundle import (
+    TFLITE_SIGNATURE,
+    Bundle,
+    ComponentSpec,
+    Quantization,
+    TensorSpec,
+    read_bundle,
+)
 from sfmobile.config import StageConfig, UNetConfig
 from sfmobile.errors import BundleError, InputError
 from sfmobile.export.bundle_export import export_bundle
@@ -102,7 +109,7 @@ def run_tflite(path, spec, arrays):
     """The file's signature run on real-valued inputs (int8 tensors (de)quantized here)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    runner = Interpreter(model_path=str(path)).get_signature_runner(TFLITE_SIGNATURE)
     feed = {}
     for tensor, array in zip(spec.inputs, arrays, strict=True):
         q = tensor.quantization

@@ -12,10 +12,10 @@ from ai_edge_quantizer import qtyping
 from ai_edge_quantizer.algorithms.uniform_quantize import uniform_quantize_tensor as library
 from torch import nn
 
-from sfmobile.bundle import TensorSpec
+from sfmobile.bundle import TFLITE_SIGNATURE, TensorSpec
 from sfmobile.export.large_weights import CHUNK_BYTES, chunked_large_weights
 from sfmobile.export.targets import ExportTarget
-from sfmobile.export.tflite import SIGNATURE, export_component
+from sfmobile.export.tflite import export_component
 
 
 def symmetric_int8(weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_tflite_int8_export_of_a_59_mb_convolution(tmp_path):
     assert spec.precision == "int8-dynamic"
     assert path.stat().st_size < 0.3 * 1280 * 1280 * 9 * 4  # int8 weights, not fp32
     sample = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    runner = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE)
+    runner = Interpreter(model_path=str(path)).get_signature_runner(TFLITE_SIGNATURE)
     got = runner(sample=sample.numpy())["model_output"]
     with torch.no_grad():
         expected = module(sample).numpy()

@@ -16,6 +16,12 @@ dependencies {
     testRuntimeOnly(libs.junit.platform.launcher)
 }
 
+// The shipped CLIP merges are the Python package's own file, copied onto the classpath (the
+// repository holds no symlinks; kotlin_env.sh does the same for the kotlinc build).
+tasks.processResources {
+    from(file("../../sfmobile/data/bpe_simple_vocab_16e6.txt.gz")) { into("dev/sfmobile/core") }
+}
+
 tasks.test {
     useJUnitPlatform()
 }

@@ -15,6 +15,9 @@ BUILD_DIR="$CORE_DIR/build"
 MAIN_SRC="$CORE_DIR/src/main/kotlin"
 TEST_SRC="$CORE_DIR/src/test/kotlin"
 RESOURCES="$CORE_DIR/src/main/resources"
+# The shipped CLIP merges are the Python package's own file, copied onto the classpath at build
+# time (the repository holds no symlinks: tests/test_repo_files.py); build.gradle.kts does the same.
+SHIPPED_MERGES="$REPO_DIR/sfmobile/data/bpe_simple_vocab_16e6.txt.gz"
 
 need_file() {
     if [ ! -f "$1" ]; then
@@ -25,6 +28,15 @@ need_file() {
 
 # Every input of the build (sources, resources, this file); a jar older than one of them is rebuilt.
 build_inputs() {
-    find "$MAIN_SRC" "$RESOURCES" -type f -o -type l
+    find "$MAIN_SRC" -type f
+    if [ -d "$RESOURCES" ]; then find "$RESOURCES" -type f; fi
+    echo "$SHIPPED_MERGES"
     echo "$CORE_DIR/kotlin_env.sh"
+}
+
+# The core's classpath resources into the classes folder $1.
+copy_resources() {
+    mkdir -p "$1/dev/sfmobile/core"
+    if [ -d "$RESOURCES" ]; then cp -rL "$RESOURCES/." "$1/"; fi
+    cp "$SHIPPED_MERGES" "$1/dev/sfmobile/core/"
 }

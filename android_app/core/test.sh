@@ -15,7 +15,7 @@ echo "== kotlinc (core + tests)"
 "$KOTLINC" -jvm-target 17 -nowarn \
     -cp "$GSON_JAR:$JUNIT_JAR:$KOTLIN_LIB/kotlin-test.jar:$KOTLIN_LIB/kotlin-test-junit5.jar" \
     -d "$OUT/classes" $(find "$MAIN_SRC" "$TEST_SRC" -name '*.kt' | sort)
-cp -rL "$RESOURCES/." "$OUT/classes/"
+copy_resources "$OUT/classes"
 if [ -d "$CORE_DIR/src/test/resources" ]; then cp -rL "$CORE_DIR/src/test/resources/." "$OUT/classes/"; fi
 
 echo "== junit"

@@ -32,7 +32,8 @@ class ModelInfo:
     an input (a guidance-distilled model: one call per step, no CFG batch). tokenizer: one
     already built from exact files (a bundle's manifest); None: read `tokenizer_dir`.
     latent_multiple: latent height and width must be multiples of it (2 ** the UNet's
-    downsamplings, so every skip connection lines up).
+    downsamplings, so every skip connection lines up). guidance_range: the (low, high) guidance
+    a distilled model was trained for, None when unknown.
     """
 
     scheduler: SchedulerConfig
@@ -46,6 +47,7 @@ class ModelInfo:
     guidance_input: bool = False
     tokenizer: ClipTokenizer | None = None
     latent_multiple: int = 1
+    guidance_range: tuple[float, float] | None = None
 
 
 class Backend(Protocol):

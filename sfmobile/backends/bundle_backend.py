@@ -39,7 +39,12 @@ def model_info(bundle: Bundle) -> ModelInfo:
         image_size=(manifest.image["height"], manifest.image["width"]),
         guidance_input=bool(manifest.guidance["input"]),
         tokenizer=bundle.tokenizer(),
+        guidance_range=_pair(manifest.guidance.get("distilled_range")),
     )
+
+
+def _pair(values: list[float] | None) -> tuple[float, float] | None:
+    return None if values is None else (float(values[0]), float(values[1]))
 
 
 def encoder_of(bundle: Bundle) -> ComponentSpec | None:

@@ -23,10 +23,8 @@ from sfmobile.backends.bundle_backend import (
     no_encoder,
     quantize_into,
 )
-from sfmobile.bundle import Bundle, ComponentSpec, TensorSpec
+from sfmobile.bundle import TFLITE_SIGNATURE, Bundle, ComponentSpec, TensorSpec
 from sfmobile.errors import BundleError, InputError
-
-SIGNATURE = "serving_default"
 
 
 def usable_cpus() -> int:
@@ -68,9 +66,11 @@ class TfliteModel:
             signatures = self.interpreter.get_signature_list()
         except Exception as error:
             raise BundleError(f"{where}: LiteRT cannot load it: {first_line(error)}") from None
-        if list(signatures) != [SIGNATURE]:
-            raise BundleError(f"{where}: expected one signature {SIGNATURE!r}, found {signatures}")
-        runner = self.interpreter.get_signature_runner(SIGNATURE)
+        if list(signatures) != [TFLITE_SIGNATURE]:
+            raise BundleError(
+                f"{where}: expected one signature {TFLITE_SIGNATURE!r}, found {signatures}"
+            )
+        runner = self.interpreter.get_signature_runner(TFLITE_SIGNATURE)
         self.inputs = bind(self.spec.inputs, runner.get_input_details(), where)
         self.outputs = bind(self.spec.outputs, runner.get_output_details(), where)
         self.buffers = input_buffers(self.spec)

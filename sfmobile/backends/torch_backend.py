@@ -26,6 +26,7 @@ class TorchBackend:
             text_width=config.text_encoder.width,
             tokenizer_dir=model.tokenizer_dir,
             guidance_input=config.unet.guidance_embedding,
+            guidance_range=model.guidance_range,
             latent_multiple=2 ** sum(stage.resample for stage in config.unet.down),
         )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfmobile.bench.plan import Options, plan
+from sfmobile.peak_memory import maxrss_mb
 
 RESULTS = "results.jsonl"
 
@@ -48,7 +49,7 @@ def run_child(case: dict, logs: Path) -> dict:
         lines = stdout.read().strip().splitlines()
     record = {k: v for k, v in case.items() if k not in ("source", "repeats")}
     record |= {"record": "case", "wall_s": round(time.perf_counter() - start, 2)}
-    record["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    record["peak_rss_mb"] = round(maxrss_mb(usage.ru_maxrss), 1)
     if process.returncode != 0 or not lines:
         tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
         return record | {"status": "failed", "error": tail[0], "log": str(log)}

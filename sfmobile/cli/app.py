@@ -23,7 +23,7 @@ import typer
 
 from sfmobile.errors import InputError, SfmobileError
 from sfmobile.extras import missing_extra
-from sfmobile.log_noise import quiet_third_party_logs
+from sfmobile.quiet_logs import quiet_third_party_logs
 
 app = typer.Typer(
     name="sfmobile",
@@ -144,7 +144,6 @@ COMMAND_MODULES = (
     "export_cmd",
     "generate_cmd",
     "golden_cmd",
-    "info_cmd",
     "model_cmd",
     "noise_cmd",
     "ship_demo_cmd",
@@ -154,6 +153,7 @@ COMMAND_MODULES = (
     "train_decoder_cmd",
     "train_unet_cmd",
     "verify_cmd",
+    "version_cmd",
 )
 
 

@@ -16,8 +16,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from sfmobile.apps.demo_result import RECIPES
 from sfmobile.cli.app import app, user_errors_exit_2
-from sfmobile.demo import RECIPES
 
 
 class RichProgress:
@@ -62,7 +62,7 @@ def demo(
     ),
 ) -> None:
     """Export every bundle kind, run the same prompts on each, write OUT/report.md."""
-    from sfmobile.demo import DemoConfig, run_demo
+    from sfmobile.apps.demo import DemoConfig, run_demo
 
     config = DemoConfig(
         out=out,

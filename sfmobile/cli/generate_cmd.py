@@ -84,7 +84,12 @@ def generate(
     soc: str = typer.Option(
         None, help="--backend qnn: the Snapdragon SoC to run on (default: the bundle's)."
     ),
-    cfg_batch: int = typer.Option(2, help="UNet batch for guidance: 2 (one call) or 1 (two)."),
+    cfg_batch: int = typer.Option(
+        None,
+        help="UNet batch for guidance: 2 (one call) or 1 (two) (default: the bundle's own, "
+        "else 2).",
+        show_default=False,
+    ),
     init_latents: Path = typer.Option(None, help="Initial latents .npy (float32 [1,4,h,w])."),
     init_image: Path = typer.Option(
         None,
@@ -142,6 +147,9 @@ def generate(
     strength = DEFAULT_STRENGTH if strength is None else strength
     image = read_init_image(init_image, height, width) if init_image else None
     total_steps = steps - img2img_start(steps, strength) if image is not None else steps
+    outside = pipeline.guidance_warning(guidance)
+    if outside:
+        typer.echo(f"warning: {outside}", err=True)
     console = Console(stderr=True)
     with Progress(
         TextColumn("denoising"),

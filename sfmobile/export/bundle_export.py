@@ -122,11 +122,7 @@ def export_bundle(
             width=width,
             unet_batch=targets[1].inputs[0].shape[0],
         )
-    tokenizer = (
-        ClipTokenizer.from_folder(model.tokenizer_dir)
-        if model.tokenizer_dir
-        else ClipTokenizer.default()
-    )
+    tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
     with BundleWriter(Path(out)) as writer:
         tokenizer.save(writer.dir / "tokenizer")
         components = {}
@@ -162,6 +158,7 @@ def export_bundle(
             guidance={
                 "cfg_batch": targets[1].inputs[0].shape[0],
                 "input": model.config.unet.guidance_embedding,
+                **({"distilled_range": list(model.guidance_range)} if model.guidance_range else {}),
             },
             created_by={
                 "sfmobile_version": sfmobile.__version__,

@@ -27,14 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from sfmobile.bundle import ComponentSpec, Quantization, TensorSpec
+from sfmobile.bundle import TFLITE_SIGNATURE, ComponentSpec, Quantization, TensorSpec
 from sfmobile.errors import BundleError, InputError
 from sfmobile.export.targets import ExportTarget
-from sfmobile.log_noise import quiet_third_party_logs
+from sfmobile.quiet_logs import quiet_third_party_logs
 
 FLATBUFFER_LIMIT = 2**31  # bytes: flatbuffers use 32-bit offsets
 BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}
-SIGNATURE = "serving_default"
 PRECISION_LABELS = {
     ("fp32", None): "fp32",
     ("fp16", None): "fp16",
@@ -164,7 +163,7 @@ def read_signature(path: Path, target: ExportTarget) -> tuple[list[TensorSpec], 
     the target's order, with the file's dtypes and (for int8/uint8 tensors) quantization."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE)
+    runner = Interpreter(model_path=str(path)).get_signature_runner(TFLITE_SIGNATURE)
     found = (runner.get_input_details(), runner.get_output_details())
     result: tuple[list[TensorSpec], list[TensorSpec]] = ([], [])
     for details, expected, specs in zip(

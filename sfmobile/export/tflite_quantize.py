@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from sfmobile.backends.tflite_backend import usable_cpus
+from sfmobile.bundle import TFLITE_SIGNATURE
 from sfmobile.export.large_weights import chunked_large_weights
 from sfmobile.export.targets import ExportTarget
-from sfmobile.export.tflite import SIGNATURE
 
 STATIC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 WEIGHT_OPS = (
@@ -101,7 +101,7 @@ def calibration_data(target: ExportTarget, samples: list[tuple[np.ndarray, ...]]
         for spec, array in zip(target.inputs, sample, strict=True):
             row[spec.name] = np.ascontiguousarray(array, dtype=np.dtype(spec.dtype))
         rows.append(row)
-    return {SIGNATURE: rows}
+    return {TFLITE_SIGNATURE: rows}
 
 
 def quantize(

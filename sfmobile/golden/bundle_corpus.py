@@ -46,7 +46,8 @@ GOLDEN_FORMAT = "sfmobile-bundle-corpus/1"
 #  a phrase both readers' messages must contain when they refuse)
 CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("valid", "the base bundle", None, {}, ""),
-    ("valid-int8-guidance-input", "quantization, cfg_batch 1, guidance input, open created_by",
+    ("valid-int8-guidance-input",
+     "quantization, cfg_batch 1, guidance input and its distilled range, open created_by",
      quantized_int8, {}, ""),
     ("valid-integral-numbers", "JSON Schema integers: 64.0 is an integer",
      setter("image/height", 64.0), {}, ""),
@@ -69,6 +70,10 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
      "format_version"),
     ("unknown-format", "format other than sfmobile-bundle", setter("format", "bundle"), {},
      "format"),
+    ("short-distilled-range", "distilled_range of one number",
+     setter("guidance/distilled_range", [2.0]), {}, "guidance/distilled_range"),
+    ("negative-distilled-range", "distilled_range below 0",
+     setter("guidance/distilled_range", [-1.0, 8.0]), {}, "guidance/distilled_range/0"),
     ("extra-top-level-field", "additionalProperties false", setter("notes", "hi"), {}, "notes"),
     ("extra-scheduler-field", "additionalProperties false in scheduler",
      setter("scheduler/eta", 0.0), {}, "eta"),

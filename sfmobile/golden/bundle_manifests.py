@@ -151,7 +151,7 @@ def file_entry(name: str, entry: dict[str, Any]) -> Callable[[dict], None]:
 
 
 def quantized_int8(data: dict) -> None:
-    data["guidance"] = {"cfg_batch": 1, "input": True}
+    data["guidance"] = {"cfg_batch": 1, "input": True, "distilled_range": [1.0, 14.0]}
     unet = data["components"]["unet"]
     unet["precision"] = "int8-static"
     unet["inputs"][0] = {**tensor("sample", [1, 4, 8, 8], "int8"),

@@ -16,7 +16,9 @@ from sfmobile.scheduler import SchedulerConfig
 class StableDiffusion:
     """config: the architecture; tokenizer_dir: vocab.json + merges.txt, or None for the
     vocabulary sfmobile ships; source: where the weights came from (for messages and manifests);
-    loras: the LoRA files merged into the weights ({"file", "sha256", "scale"}, weights/lora.py)."""
+    loras: the LoRA files merged into the weights ({"file", "sha256", "scale"}, weights/lora.py);
+    guidance_range: the (low, high) guidance scales a distilled model was trained for (outside
+    it the images degrade: `generate` warns), None when not distilled or unknown."""
 
     config: ModelConfig
     unet: UNet
@@ -26,6 +28,7 @@ class StableDiffusion:
     tokenizer_dir: Path | None = None
     source: str = ""
     loras: list[dict] = field(default_factory=list)
+    guidance_range: tuple[float, float] | None = None
 
     def modules(self) -> dict[str, object]:
         return {"unet": self.unet, "text_encoder": self.text_encoder, "vae": self.vae}

@@ -5,7 +5,8 @@ The reference runtime (pipeline.py) generates one prompt at a time through a Bac
 does. Distillation needs guided teacher steps inside a training step, decoder compression needs
 teacher-generated latents, and evaluation samples hundreds of prompts; all of them use these
 functions, which follow pipeline.py step for step (same Philox noise per seed, same guidance
-formula, same scheduler) on a whole batch.
+formula, same scheduler, same tokenizer) on a whole batch; tests/test_sampling.py holds them to
+the same latents.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def sample_latents(
     if len(captions) != len(seeds):
         raise ValueError(f"{len(captions)} captions but {len(seeds)} seeds")
     scheduler = DdimScheduler(model.scheduler)
-    tokenizer = ClipTokenizer.default()
+    tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
     channels = model.config.unet.in_channels
     latents = initial_latents(seeds, (channels, latent_size, latent_size))
     cond = encode_captions(model.text_encoder, tokenizer, captions)

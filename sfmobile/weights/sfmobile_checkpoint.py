@@ -6,6 +6,7 @@ does not use the shipped vocabulary. Written to a temporary folder and renamed i
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -47,6 +48,8 @@ def save_checkpoint(model: StableDiffusion, folder: Path, dtype: torch.dtype | N
         "model": model.config.to_dict(),
         "scheduler": model.scheduler.to_dict(),
     }
+    if model.guidance_range is not None:
+        meta["guidance_range"] = list(model.guidance_range)
     with staged_folder(folder) as staging:
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -84,6 +87,7 @@ def load_checkpoint(folder: Path) -> StableDiffusion:
     if stray:
         load_strict(torch.nn.Module(), {}, str(folder / WEIGHTS_FILE), stray)
     tokenizer_dir = folder / "tokenizer"
+    guidance_range = read_guidance_range(meta.get("guidance_range"), folder / CONFIG_FILE)
     return StableDiffusion(
         config=config,
         unet=modules["unet"],
@@ -92,4 +96,21 @@ def load_checkpoint(folder: Path) -> StableDiffusion:
         scheduler=scheduler,
         tokenizer_dir=tokenizer_dir if tokenizer_dir.is_dir() else None,
         source=str(folder),
+        guidance_range=guidance_range,
     ).eval()
+
+
+def read_guidance_range(value: object, source: Path) -> tuple[float, float] | None:
+    """sfmobile.json's optional guidance_range: [low, high], 0 <= low <= high, finite."""
+    if value is None:
+        return None
+    numbers = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+    if not numbers or not all(math.isfinite(v) for v in value) or not 0 <= value[0] <= value[1]:
+        raise CheckpointError(
+            f"{source}: guidance_range must be [low, high] with 0 <= low <= high, got {value!r}"
+        )
+    return float(value[0]), float(value[1])

@@ -70,13 +70,6 @@ class CachedSample:
     key: str
 
 
-def tokenizer_of(model: StableDiffusion) -> ClipTokenizer:
-    """The model's own vocabulary when it ships one, else the CLIP vocabulary sfmobile ships."""
-    if model.tokenizer_dir is not None:
-        return ClipTokenizer.from_folder(model.tokenizer_dir)
-    return ClipTokenizer.default()
-
-
 @torch.no_grad()
 def encode_batch(
     model: StableDiffusion, tokenizer: ClipTokenizer, images: torch.Tensor, captions: list[str]
@@ -98,7 +91,7 @@ def write_latent_cache(
     model.eval()
     for module in (model.vae, model.text_encoder):
         module.to(config.device)
-    tokenizer = tokenizer_of(model)
+    tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
     with staged_folder(out) as staging:
         writer = _ShardWriter(staging, config)
         batch: list[Example] = []

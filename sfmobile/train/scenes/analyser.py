@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from sfmobile.errors import InputError
-from sfmobile.train.scenes.components import label_components
+from sfmobile.train.scenes.regions import label_components
 from sfmobile.train.scenes.render import shape_coverage
 from sfmobile.train.scenes.scene import (
     COLOUR_NAMES,

@@ -64,6 +64,17 @@ class DistillConfig:
     guidance_conditioned: bool = False
     default_guidance: float = 4.5
 
+    def trained_guidance(self) -> tuple[float, float]:
+        """The guidance scales the student is distilled for, recorded in its checkpoint and
+        bundle: the guidance-conditioned student draws w from [1, high]; the CFG-aware one is
+        guided with w from guidance_range (its unguided share also trains w = 1, yet its
+        images at guidance 1 came out broken in the review, so only the guided range counts);
+        with cfg_aware_prob 0 the student only ever learns the unguided step: [1, 1]."""
+        low, high = self.guidance_range
+        if self.guidance_conditioned:
+            return 1.0, high
+        return (low, high) if self.cfg_aware_prob > 0 else (1.0, 1.0)
+
     def __post_init__(self) -> None:
         if self.student_steps < 1 or self.teacher_steps < 2 * self.student_steps:
             raise ConfigError(
@@ -142,7 +153,7 @@ class DistillStage:
         self.student = student_unet(teacher.unet, config.guidance_conditioned, seed)
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.chains = torch.tensor(teacher_chains(self.scheduler, config))  # [S, k + 1]
-        self.tokenizer = ClipTokenizer.default()
+        self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.student}
@@ -262,6 +273,7 @@ class DistillStage:
             scheduler=scheduler,
             tokenizer_dir=teacher.tokenizer_dir,
             source="sfmobile distill",
+            guidance_range=self.config.trained_guidance(),
         )
 
     def finish(self, out_dir: Path) -> None:

@@ -65,8 +65,8 @@ class TeacherStage:
         init: StableDiffusion | None = None,
     ) -> None:
         """init: a trained teacher to continue (its UNet and text encoder, whose configs then
-        replace `unet` and `text_encoder`; its scheduler unless `scheduler` is given) under a
-        fresh learning-rate schedule."""
+        replace `unet` and `text_encoder`; its scheduler unless `scheduler` is given; its
+        tokenizer) under a fresh learning-rate schedule."""
         if init is not None:
             unet, text_encoder = init.config.unet, init.config.text_encoder
             scheduler = scheduler or init.scheduler
@@ -96,7 +96,8 @@ class TeacherStage:
         self.caption_dropout = caption_dropout
         self.scheduler_config = scheduler or teacher_scheduler()
         self.scheduler = DdimScheduler(self.scheduler_config)
-        self.tokenizer = ClipTokenizer.default()
+        self.tokenizer_dir = init.tokenizer_dir if init is not None else None
+        self.tokenizer = ClipTokenizer.of_model(self.tokenizer_dir)
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.unet, "text_encoder": self.text_encoder}
@@ -131,7 +132,7 @@ class TeacherStage:
         return loss, {"v_mse": loss.item()}
 
     def model(self) -> StableDiffusion:
-        """The teacher as the pipeline loads it (shipped tokenizer vocabulary)."""
+        """The teacher as the pipeline loads it (the tokenizer it was trained with)."""
         config = ModelConfig(
             unet=self.unet.config, text_encoder=self.text_encoder.config, vae=self.vae.config
         )
@@ -141,6 +142,7 @@ class TeacherStage:
             text_encoder=self.text_encoder,
             vae=self.vae,
             scheduler=self.scheduler_config,
+            tokenizer_dir=self.tokenizer_dir,
             source="sfmobile train teacher",
         )
 

@@ -123,6 +123,13 @@ internal class JsonFields(
 
     fun entries(): Set<Map.Entry<String, JsonElement>> = obj.entrySet()
 
+    /** A number held at `where` (an array element) that is at least `minimum`. */
+    fun numberOf(
+        value: JsonElement,
+        where: String,
+        minimum: Double,
+    ): Double = numberOf(value, where).also { if (it < minimum) fail(where, "$it is less than the minimum of $minimum") }
+
     private fun numberOf(
         value: JsonElement,
         where: String,

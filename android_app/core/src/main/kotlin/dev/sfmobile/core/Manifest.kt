@@ -51,10 +51,14 @@ data class TokenizerSpec(
     val padId: Int,
 )
 
-/** cfgBatch: the UNet's static batch (2 = [uncond, cond] in one call, 1 = two calls); input: the UNet takes guidance. */
+/**
+ * cfgBatch: the UNet's static batch (2 = [uncond, cond] in one call, 1 = two calls); input: the UNet takes guidance;
+ * distilledRange: the guidance scales a distilled model was trained for (images degrade outside it), null when unrecorded.
+ */
 data class GuidanceSpec(
     val cfgBatch: Int,
     val input: Boolean,
+    val distilledRange: ClosedFloatingPointRange<Double>? = null,
 )
 
 /** One LoRA file merged into the weights before export (docs/lora.md): its name, sha256 and scale. */
@@ -171,10 +175,7 @@ class Manifest(
                 image = root.obj("image").keys(listOf("height", "width")).let { ImageSpec(it.int("height", 8), it.int("width", 8)) },
                 latent = latent(root.obj("latent")),
                 tokenizer = tokenizer(root.obj("tokenizer")),
-                guidance =
-                    root.obj("guidance").keys(listOf("cfg_batch", "input")).let {
-                        GuidanceSpec(it.intEnum("cfg_batch", listOf(1, 2)).toInt(), it.bool("input"))
-                    },
+                guidance = guidance(root.obj("guidance")),
                 createdBy = createdBy(root.obj("created_by")),
                 files = files(root.obj("files")),
             )
@@ -184,6 +185,20 @@ class Manifest(
             name: String,
             minimum: Long? = null,
         ): Int = integer(name, minimum).also { if (it !in Int.MIN_VALUE..Int.MAX_VALUE) refuse(name, "$it is out of range") }.toInt()
+
+        private fun guidance(g: JsonFields): GuidanceSpec {
+            g.keys(listOf("cfg_batch", "input"), listOf("cfg_batch", "input", "distilled_range"))
+            val range =
+                if (g.has("distilled_range")) {
+                    val values = g.array("distilled_range")
+                    if (values.size() != 2) g.refuse("distilled_range", "$values should have 2 items")
+                    val (low, high) = values.mapIndexed { i, v -> g.numberOf(v, g.at("distilled_range/$i"), minimum = 0.0) }
+                    low..high
+                } else {
+                    null
+                }
+            return GuidanceSpec(g.intEnum("cfg_batch", listOf(1, 2)).toInt(), g.bool("input"), range)
+        }
 
         private fun component(c: JsonFields): ComponentSpec {
             c.keys(listOf("format", "precision", "files", "inputs", "outputs"))

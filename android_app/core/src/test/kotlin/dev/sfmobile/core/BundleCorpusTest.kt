@@ -54,6 +54,8 @@ class BundleCorpusTest {
         val int8 = Bundle.open(File(Golden.dir, "bundles/valid-int8-guidance-input")).manifest
         assertEquals(Quantization(0.05, -3), int8.component("unet").inputs[0].quantization)
         assertTrue(int8.guidance.input)
+        assertEquals(1.0..14.0, int8.guidance.distilledRange)
+        assertEquals(null, bundle.manifest.guidance.distilledRange)
     }
 
     @Test

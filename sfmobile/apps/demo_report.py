@@ -1,6 +1,7 @@
 """The demo's Markdown report: the image grid (rows = prompts, columns = backends, PNGs linked
 relative to the report), agreement with PyTorch, per-component timings, bundle sizes and export
-times. Everything it shows comes from a DemoResult (demo.py); it computes no metric itself.
+times. Everything it shows comes from a DemoResult (demo_result.py, filled by demo.py); it
+computes no metric itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from sfmobile.demo import COMPONENTS, REFERENCE, DemoResult
+from sfmobile.apps.demo_result import COMPONENTS, REFERENCE, DemoResult
 
 
 def _row(cells: list[str]) -> str:

@@ -3,7 +3,7 @@
 import logging
 import os
 
-from sfmobile.log_noise import CHATTY_LOGGERS, NATIVE_LOG_DEFAULTS, quiet_third_party_logs
+from sfmobile.quiet_logs import CHATTY_LOGGERS, NATIVE_LOG_DEFAULTS, quiet_third_party_logs
 
 
 def test_sets_native_log_levels_only_where_the_user_has_not(monkeypatch):
