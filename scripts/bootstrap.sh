@@ -10,4 +10,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
 fi
 # torch==2.13.0 is pinned in pyproject.toml, so pip takes the CPU wheel and never a CUDA build.
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# scripts/constraints.txt holds known-good versions: without it pip's resolver gives up on the
+# extras' dependency graph (resolution-too-deep).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c scripts/constraints.txt -e ".[dev]"
