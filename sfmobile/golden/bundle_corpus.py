@@ -38,6 +38,7 @@ from sfmobile.golden.bundle_manifests import (
     tensor,
     with_encoder,
 )
+from sfmobile.golden.bundle_qnn_cases import QNN_CASES
 
 GOLDEN_FORMAT = "sfmobile-bundle-corpus/1"
 
@@ -116,6 +117,7 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("missing-file", "a listed file that is absent", None, {"tokenizer/merges.txt": None},
      "merges.txt"),
     *CLOSURE_CASES,
+    *QNN_CASES,
 )  # fmt: skip
 
 
