@@ -1,7 +1,8 @@
 """Manifest corpus: small bundle folders, one valid manifest per shape of bundle and one invalid
 variant per rule of export/manifest.schema.json and per closure rule of export/README.md (path
 form, no self or repeats, listed, inside with symlinks followed, checksums, geometry, latent
-inputs, tokenizer ids, strict JSON). Each case's verdict is what sfmobile.bundle.read_bundle
+inputs, tokenizer ids, strict JSON) and of the QNN additions (bundle_qnn_cases.py). Each case's
+verdict is what sfmobile.bundle.read_bundle
 followed by Bundle.tokenizer() says when the corpus is written; the Kotlin core's Bundle.open
 followed by tokenizer() must say the same (tests/golden/bundles/).
 
