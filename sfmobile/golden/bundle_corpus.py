@@ -2,9 +2,9 @@
 variant per rule of export/manifest.schema.json and per closure rule of export/README.md (path
 form, no self or repeats, listed, inside with symlinks followed, checksums, geometry, latent
 inputs, tokenizer ids, strict JSON) and of the QNN additions (bundle_qnn_cases.py). Each case's
-verdict is what sfmobile.bundle.read_bundle
-followed by Bundle.tokenizer() says when the corpus is written; the Kotlin core's Bundle.open
-followed by tokenizer() must say the same (tests/golden/bundles/).
+verdict is what sfmobile.bundle.read_bundle followed by Bundle.tokenizer() says when the corpus
+is written; the Kotlin core's Bundle.open followed by tokenizer() must say the same
+(tests/golden/bundles/).
 
 Closure rules 8 (ONNX external-data locations) and 9 (model files agree with the manifest) need
 real model files, which these placeholder bundles do not have: tests/test_bundle.py and
