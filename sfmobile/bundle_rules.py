@@ -83,8 +83,28 @@ def check_shapes(data: dict[str, Any], where: str) -> None:
                 )
 
 
+def check_qnn_section(data: dict[str, Any], where: str) -> None:
+    """The top-level `qnn` section is present exactly when the components are format qnn
+    (export/README.md): a QNN context needs its SoC, and a section on another format misleads."""
+    formats = {name: component["format"] for name, component in data["components"].items()}
+    qnn = [name for name, fmt in formats.items() if fmt == "qnn"]
+    if qnn and len(qnn) != len(formats):
+        other = next(name for name in formats if name not in qnn)
+        raise BundleError(
+            f"{where}: components.{qnn[0]} is format qnn but components.{other} is "
+            f"{formats[other]}; a QNN bundle's components are all qnn"
+        )
+    if qnn and "qnn" not in data:
+        raise BundleError(f"{where}: components are format qnn but the qnn section is missing")
+    if not qnn and "qnn" in data:
+        raise BundleError(
+            f"{where}: qnn section present but the components are format {formats['unet']}, not qnn"
+        )
+
+
 def check_rules(data: dict[str, Any], folder: Path, where: str) -> None:
     """Every rule the schema cannot state, on a manifest that passed the schema."""
+    check_qnn_section(data, where)
     check_listed(data, where)
     check_inside(data, folder, where)
     check_shapes(data, where)

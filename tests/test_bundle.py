@@ -13,6 +13,7 @@ from sfmobile.bundle import (
     read_bundle,
     validate_manifest,
 )
+from sfmobile.bundle_rules import check_qnn_section
 from sfmobile.errors import BundleError
 from sfmobile.scheduler import SchedulerConfig
 
@@ -180,3 +181,48 @@ def test_export_schema_is_a_byte_identical_copy_of_the_package_schema():
         "source): edit the package file and copy it to export/"
     )
     assert manifest_schema() == json.loads(kept)
+
+
+QNN_SECTION = {
+    "soc": "SM8650",
+    "htp_arch": 75,
+    "soc_model": 57,
+    "qnn_sdk": "v2.51.0",
+    "placement": {
+        name: {"htp_nodes": 3, "io_nodes": 0, "cpu_nodes": []}
+        for name in ("text_encoder", "unet", "decoder")
+    },
+}
+
+
+def qnn_manifest() -> dict:
+    data = manifest().to_dict()
+    for component in data["components"].values():
+        component.update(format="qnn", precision="w8a16")
+    data["qnn"] = json.loads(json.dumps(QNN_SECTION))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("qnn"), "components are format qnn but the qnn section is missing"),
+        (
+            lambda m: m["components"]["decoder"].update(format="onnx"),
+            "components.text_encoder is format qnn but components.decoder is onnx",
+        ),
+        (
+            lambda m: [c.update(format="onnx") for c in m["components"].values()],
+            "qnn section present but the components are format onnx, not qnn",
+        ),
+    ],
+)
+def test_qnn_section_is_present_exactly_when_the_components_are_qnn(edit, message):
+    """export/README.md: `qnn` is present exactly when the components are format qnn."""
+    data = qnn_manifest()
+    validate_manifest(data, "m.json")
+    check_qnn_section(data, "m.json")  # the valid QNN manifest passes
+    edit(data)
+    validate_manifest(data, "m.json")  # the schema cannot say it
+    with pytest.raises(BundleError, match=f"m.json: {message}"):
+        check_qnn_section(data, "m.json")

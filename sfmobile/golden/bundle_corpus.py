@@ -1,9 +1,10 @@
 """Manifest corpus: small bundle folders, one valid manifest per shape of bundle and one invalid
 variant per rule of export/manifest.schema.json and per closure rule of export/README.md (path
 form, no self or repeats, listed, inside with symlinks followed, checksums, geometry, latent
-inputs, tokenizer ids, strict JSON). Each case's verdict is what sfmobile.bundle.read_bundle
-followed by Bundle.tokenizer() says when the corpus is written; the Kotlin core's Bundle.open
-followed by tokenizer() must say the same (tests/golden/bundles/).
+inputs, tokenizer ids, strict JSON) and of the QNN additions (bundle_qnn_cases.py). Each case's
+verdict is what sfmobile.bundle.read_bundle followed by Bundle.tokenizer() says when the corpus
+is written; the Kotlin core's Bundle.open followed by tokenizer() must say the same
+(tests/golden/bundles/).
 
 Closure rules 8 (ONNX external-data locations) and 9 (model files agree with the manifest) need
 real model files, which these placeholder bundles do not have: tests/test_bundle.py and
@@ -38,6 +39,7 @@ from sfmobile.golden.bundle_manifests import (
     tensor,
     with_encoder,
 )
+from sfmobile.golden.bundle_qnn_cases import QNN_CASES
 
 GOLDEN_FORMAT = "sfmobile-bundle-corpus/1"
 
@@ -121,6 +123,7 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
     ("missing-file", "a listed file that is absent", None, {"tokenizer/merges.txt": None},
      "merges.txt"),
     *CLOSURE_CASES,
+    *QNN_CASES,
 )  # fmt: skip
 
 

@@ -101,6 +101,8 @@ class Manifest(
     val guidance: GuidanceSpec,
     val createdBy: CreatedBy,
     val files: Map<String, FileEntry>,
+    /** QNN bundles only (components of format qnn): the SoC and node placement; null otherwise. */
+    val qnn: QnnSpec? = null,
 ) {
     /** A component the manifest has; an absent one (only `encoder` may be) is a BundleException naming it. */
     fun component(name: String): ComponentSpec =
@@ -119,7 +121,7 @@ class Manifest(
         /** The optional component image-to-image needs. */
         const val ENCODER = "encoder"
         private val SHA256 = Regex("^[0-9a-f]{64}$")
-        private val FORMATS = listOf("onnx", "tflite")
+        private val FORMATS = listOf("onnx", "tflite", QnnSection.FORMAT)
         private val SCHEDULER_KEYS =
             listOf(
                 "num_train_timesteps",
@@ -147,7 +149,7 @@ class Manifest(
             }
             val json = StrictJson.parse(text, fail)
             val root = (json as? JsonObject)?.let { JsonFields(it, "", fail) } ?: fail("", "$json is not of type 'object'")
-            return read(root)
+            return read(root).also { QnnSection.checkPresence(it, where) }
         }
 
         private fun read(root: JsonFields): Manifest {
@@ -164,7 +166,7 @@ class Manifest(
                     "created_by",
                     "files",
                 )
-            root.keys(top)
+            root.keys(top, top + "qnn")
             root.enum("format", listOf(FORMAT))
             root.intEnum("format_version", listOf(FORMAT_VERSION))
             val components = root.obj("components").keys(COMPONENT_NAMES, COMPONENT_NAMES + ENCODER)
@@ -178,6 +180,7 @@ class Manifest(
                 guidance = guidance(root.obj("guidance")),
                 createdBy = createdBy(root.obj("created_by")),
                 files = files(root.obj("files")),
+                qnn = if (root.has("qnn")) QnnSection.read(root.obj("qnn")) else null,
             )
         }
 
@@ -214,7 +217,7 @@ class Manifest(
             }
             return ComponentSpec(
                 format = c.enum("format", FORMATS),
-                precision = c.enum("precision", listOf("fp32", "fp16", "int8-dynamic", "int8-static")),
+                precision = c.enum("precision", listOf("fp32", "fp16", "int8-dynamic", "int8-static") + QnnSection.PRECISIONS),
                 files = files,
                 inputs = tensors("inputs"),
                 outputs = tensors("outputs"),
@@ -294,7 +297,7 @@ class Manifest(
                 c.string("source"),
                 sha,
                 recipe.enum("format", FORMATS),
-                recipe.enum("precision", listOf("fp32", "fp16", "int8")),
+                recipe.enum("precision", listOf("fp32", "fp16", "int8") + QnnSection.PRECISIONS),
                 quantization,
                 if (recipe.has("lora")) loras(recipe) else emptyList(),
             )

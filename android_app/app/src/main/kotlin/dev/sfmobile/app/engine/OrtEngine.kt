@@ -4,6 +4,7 @@ import ai.onnxruntime.OnnxTensor
 import ai.onnxruntime.OrtEnvironment
 import ai.onnxruntime.OrtException
 import ai.onnxruntime.OrtSession
+import android.os.Build
 import dev.sfmobile.core.Bundle
 import dev.sfmobile.core.Engine
 import dev.sfmobile.core.EngineException
@@ -13,6 +14,7 @@ import dev.sfmobile.core.Manifest
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.ComponentIo
 import dev.sfmobile.core.device.LoadedEngine
+import dev.sfmobile.core.device.QnnSocs
 import dev.sfmobile.core.device.fitRows
 import java.io.File
 import java.nio.FloatBuffer
@@ -83,8 +85,9 @@ class OrtEngine private constructor(
     companion object {
         /**
          * Creates one session per component from [modelFiles] (bundle-relative paths chosen by
-         * ModelFiles.resolve: a QNN context for ort-qnn when the bundle has one). A failure closes
-         * the sessions already made and names the file.
+         * ModelFiles.resolve: for ort-qnn, a QNN bundle's EPContext models, after
+         * QnnSocs.checkDevice refused a bundle compiled for another SoC). A failure closes the
+         * sessions already made and names the file.
          */
         fun load(
             bundle: Bundle,
@@ -92,12 +95,13 @@ class OrtEngine private constructor(
             backend: Backend,
             bigCores: Int,
         ): LoadedEngine {
+            if (backend == Backend.ORT_QNN) QnnSocs.checkDevice(bundle.manifest, deviceSoc())
             val env = OrtEnvironment.getEnvironment()
             val sessions = LinkedHashMap<String, OrtSession>()
             try {
                 for (component in Manifest.COMPONENT_NAMES) {
                     val file = File(bundle.dir, modelFiles.getValue(component))
-                    OrtSessionOptions.create(env, backend, bigCores).use { options ->
+                    OrtSessionOptions.create(env, backend, bigCores, bundle.manifest, component).use { options ->
                         sessions[component] =
                             try {
                                 env.createSession(file.path, options)
@@ -121,6 +125,9 @@ class OrtEngine private constructor(
             val engine = OrtEngine(env, sessions, outputs, ComponentIo.unetBatch(bundle.manifest))
             return LoadedEngine(engine, backend.accelerator, env.version)
         }
+
+        /** The phone's SoC (Build.SOC_MODEL, API 31+), blank before Android 12. */
+        private fun deviceSoc(): String = if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.S) Build.SOC_MODEL else ""
 
         private fun IntArray.toLongArray() = LongArray(size) { this[it].toLong() }
     }

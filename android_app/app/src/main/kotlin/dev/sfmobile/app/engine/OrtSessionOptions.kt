@@ -6,14 +6,16 @@ import ai.onnxruntime.OrtSession.SessionOptions
 import ai.onnxruntime.qnnpluginep.getEpName
 import ai.onnxruntime.qnnpluginep.getLibraryPath
 import dev.sfmobile.core.EngineException
+import dev.sfmobile.core.Manifest
 import dev.sfmobile.core.device.Backend
+import dev.sfmobile.core.device.QnnSocs
 
 /** ONNX Runtime session options for each ONNX backend. */
 internal object OrtSessionOptions {
     /**
-     * The QNN execution provider's options: the Hexagon HTP backend at its fastest clock, and the
-     * most thorough graph finalization (slower first load of an uncompiled model, faster runs).
-     * fp32 graphs run in fp16 on the HTP (`enable_htp_fp16_precision` is 1 by default).
+     * The QNN execution provider's options for every QNN bundle: the Hexagon HTP backend at its
+     * fastest clock, and the most thorough graph finalization. The bundle's SoC (`htp_arch`,
+     * `soc_model`) and fp16 precision are added per component by [QnnSocs.htpOptions].
      */
     val QNN_HTP =
         mapOf(
@@ -30,13 +32,17 @@ internal object OrtSessionOptions {
      * - ort-cpu: XNNPACK with one thread per big core, ONNX Runtime's own pool at one thread
      *   without spinning (onnxruntime.ai's XNNPACK guidance);
      * - ort-nnapi: the NNAPI provider, CPU fallback allowed (NNAPI is deprecated from Android 15);
-     * - ort-qnn: Qualcomm's plugin EP on the HTP, with `session.disable_cpu_ep_fallback=1` so a
-     *   graph that would not run entirely on the NPU fails loudly instead of running slowly.
+     * - ort-qnn: Qualcomm's plugin EP on the HTP opening [component]'s EPContext model of a QNN
+     *   bundle, with `session.disable_cpu_ep_fallback=1` when the manifest's placement has every
+     *   node on the HTP, so a context that would not run entirely on the NPU fails loudly instead
+     *   of running slowly (export/README.md "QNN bundles").
      */
     fun create(
         env: OrtEnvironment,
         backend: Backend,
         bigCores: Int,
+        manifest: Manifest,
+        component: String,
     ): SessionOptions {
         val options = SessionOptions()
         try {
@@ -53,8 +59,8 @@ internal object OrtSessionOptions {
                 }
 
                 Backend.ORT_QNN -> {
-                    options.addExecutionProvider(qnnDevices(env), QNN_HTP)
-                    options.addConfigEntry("session.disable_cpu_ep_fallback", "1")
+                    options.addExecutionProvider(qnnDevices(env), QNN_HTP + QnnSocs.htpOptions(manifest, component))
+                    if (manifest.qnn?.htpOnly == true) options.addConfigEntry("session.disable_cpu_ep_fallback", "1")
                 }
 
                 else -> {

@@ -32,11 +32,18 @@ enum class Backend(
     LITERT_NPU("litert-npu", InferenceRuntime.LITERT, "npu", "LiteRT, NPU"),
     ;
 
+    /**
+     * The bundle format this backend runs: its runtime's, except ort-qnn, which runs QNN bundles
+     * (EPContext models precompiled for one Snapdragon SoC, `sfmobile export --format qnn`).
+     */
+    val bundleFormat: String get() = if (this == ORT_QNN) QNN_FORMAT else runtime.bundleFormat
+
     /** NNAPI is deprecated from Android 15 (API 35): offered there, never the default. */
     fun isDeprecatedOn(sdkInt: Int): Boolean = this == ORT_NNAPI && sdkInt >= ANDROID_15
 
     companion object {
         private const val ANDROID_15 = 35
+        private const val QNN_FORMAT = "qnn"
 
         /** The backend of [id] (`ort-qnn`), or InputException listing the valid names. */
         fun parse(id: String): Backend =
@@ -45,15 +52,16 @@ enum class Backend(
                     "unknown backend '$id'; choose one of ${entries.joinToString(", ") { it.id }}",
                 )
 
-        /** The backends that can run a bundle whose components are in [bundleFormat] (onnx or tflite). */
-        fun forFormat(bundleFormat: String): List<Backend> = entries.filter { it.runtime.bundleFormat == bundleFormat }
+        /** The backends that can run a bundle whose components are in [bundleFormat] (onnx, tflite or qnn). */
+        fun forFormat(bundleFormat: String): List<Backend> = entries.filter { it.bundleFormat == bundleFormat }
 
         /**
          * The backend chosen when the user has not picked one: the CPU of the bundle's runtime,
-         * which every arm64 phone has (accelerators are opt-in because support varies by chip).
+         * which every arm64 phone has (accelerators are opt-in because support varies by chip);
+         * a QNN bundle runs on ort-qnn only.
          */
         fun defaultFor(bundleFormat: String): Backend =
             forFormat(bundleFormat).firstOrNull()
-                ?: throw InputException("no backend runs '$bundleFormat' bundles; the app runs onnx and tflite")
+                ?: throw InputException("no backend runs '$bundleFormat' bundles; the app runs onnx, tflite and qnn")
     }
 }

@@ -6,14 +6,14 @@ import dev.sfmobile.core.Manifest
 /**
  * Which file of each component a backend loads, after checking that it can load the bundle at
  * all: the components' tensors must be named as [ComponentIo] binds them, their format must be
- * the backend's runtime's, and every input and output float32 or
- * int32 (ONNX Runtime's Java API has no uint16 tensors, LiteRT's Kotlin buffers take float and
- * int; quantized graphs quantize at their edge inside the graph).
+ * the backend's ([Backend.bundleFormat]), and every input and output float32 or int32 (ONNX
+ * Runtime's Java API has no uint16 tensors, LiteRT's Kotlin buffers take float and int;
+ * quantized graphs quantize at their edge inside the graph).
  *
- * For `ort-qnn` a precompiled QNN context (`<model>_ctx.onnx`, written by ONNX Runtime with
- * `ep.context_enable=1` beside its `.bin`) is preferred when the bundle lists one, so the phone
- * skips the HTP graph compilation; other backends cannot run a context file and refuse a bundle
- * whose model file is one.
+ * `ort-qnn` runs QNN bundles only (`sfmobile export --format qnn`, export/README.md): each
+ * component's first file is its EPContext model (`<name>_ctx.onnx`), which names the context
+ * binary beside it; the SoC check is [QnnSocs.checkDevice]. The other ONNX backends run format
+ * onnx bundles and refuse a model file that is a QNN context.
  */
 object ModelFiles {
     private val TENSOR_DTYPES = setOf("float32", "int32")
@@ -37,11 +37,12 @@ object ModelFiles {
         backend: Backend,
     ): String {
         val spec = manifest.component(name)
-        val wanted = backend.runtime.bundleFormat
+        val wanted = backend.bundleFormat
         if (spec.format != wanted) {
             val alternatives = Backend.forFormat(spec.format).joinToString(", ") { it.id }
+            val how = if (backend == Backend.ORT_QNN) " (export --format qnn --soc <this phone's SoC>)" else ""
             throw BundleException(
-                "component '$name' is ${spec.format} but backend ${backend.id} runs $wanted bundles; " +
+                "component '$name' is ${spec.format} but backend ${backend.id} runs $wanted bundles$how; " +
                     "choose ${alternatives.ifEmpty { "another bundle" }}",
             )
         }
@@ -54,18 +55,14 @@ object ModelFiles {
             }
         }
         val model = spec.files.first()
-        if (backend != Backend.ORT_QNN) {
-            if (isContextModel(model)) {
-                throw BundleException(
-                    "component '$name' is a QNN context ($model) compiled for the Qualcomm HTP; only ort-qnn runs it",
-                )
-            }
-            return model
+        if (backend == Backend.ORT_QNN && !isContextModel(model)) {
+            throw BundleException(
+                "component '$name' lists $model first; a qnn component's first file is its EPContext model (${name}_ctx.onnx)",
+            )
         }
-        if (isContextModel(model)) return model
-        val sibling = model.removeSuffix(".onnx") + CONTEXT_SUFFIX
-        return spec.files.firstOrNull { isContextModel(it) }
-            ?: sibling.takeIf { it in manifest.files }
-            ?: model
+        if (backend != Backend.ORT_QNN && isContextModel(model)) {
+            throw BundleException("component '$name' is a QNN context ($model) compiled for the Qualcomm HTP; only ort-qnn runs it")
+        }
+        return model
     }
 }

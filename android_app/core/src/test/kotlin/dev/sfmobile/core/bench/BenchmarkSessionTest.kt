@@ -47,9 +47,9 @@ class BenchmarkSessionTest {
             backend: Backend,
             modelFiles: Map<String, String>,
         ): LoadedEngine {
-            if (failLoad) throw EngineException("QNN HTP: graph would fall back to the CPU")
+            if (failLoad) throw EngineException("NNAPI: graph would fall back to the CPU")
             loadedFiles = modelFiles
-            return LoadedEngine(engine, "htp", "1.27.0")
+            return LoadedEngine(engine, backend.accelerator, "1.27.0")
         }
     }
 
@@ -62,11 +62,11 @@ class BenchmarkSessionTest {
             peakMemoryMb = { 512.0 },
         )
 
-    private val args = BenchmarkArgs(bundle = "demo", backend = Backend.ORT_QNN, runs = 2, warmupRuns = 1, steps = 3)
+    private val args = BenchmarkArgs(bundle = "demo", backend = Backend.ORT_NNAPI, runs = 2, warmupRuns = 1, steps = 3)
 
     @Test
     fun `a session runs warm-up and timed generations and writes its report`() {
-        writeTestBundle(File(tmp, "bundles/demo"), extraFiles = listOf("unet_ctx.onnx"))
+        writeTestBundle(File(tmp, "bundles/demo"))
         val platform = FakePlatform()
         val report = session(platform).run(args)
         assertEquals(BenchmarkStatus.OK, report.status, report.error)
@@ -74,12 +74,12 @@ class BenchmarkSessionTest {
         assertTrue(report.runs.all { it.unetMs.size == 3 }, "cfg batch 2: one UNet call per step")
         assertEquals(9, platform.engine.unetCalls, "warm-up + 2 runs, 3 steps each")
         assertTrue(platform.engine.closed)
-        assertEquals("unet_ctx.onnx", platform.loadedFiles!!["unet"])
-        assertEquals(BackendInfo("ort-qnn", "htp", "1.27.0"), report.backend)
+        assertEquals("unet.onnx", platform.loadedFiles!!["unet"], "the file ModelFiles resolved")
+        assertEquals(BackendInfo("ort-nnapi", "nnapi", "1.27.0"), report.backend)
         assertEquals(Thermal(30.0, 31.0, 0, 0), report.thermal)
         assertEquals(BenchmarkSettings(BenchmarkArgs.DEFAULT_PROMPT, "", 3, 7.5f, 0, 1, 2, 2), report.settings)
         assertNotNull(report.loadMs)
-        val file = File(tmp, "benchmarks/20261201T031500Z-Pixel_8_Pro-ort-qnn.json")
+        val file = File(tmp, "benchmarks/20261201T031500Z-Pixel_8_Pro-ort-nnapi.json")
         val json = JsonParser.parseString(file.readText()).asJsonObject
         assertEquals("ok", json["status"].asString)
         assertEquals("fp32", json.getAsJsonObject("bundle").getAsJsonObject("recipe")["precision"].asString)
@@ -105,7 +105,7 @@ class BenchmarkSessionTest {
         assertEquals(0, missing.bundle.recipe.size())
         writeTestBundle(File(tmp, "bundles/demo"))
         val failing = session(FakePlatform(failLoad = true)).run(args.copy(sessionId = "second"))
-        assertEquals("QNN HTP: graph would fall back to the CPU", failing.error)
+        assertEquals("NNAPI: graph would fall back to the CPU", failing.error)
         assertTrue(File(tmp, "benchmarks/second.json").isFile)
     }
 

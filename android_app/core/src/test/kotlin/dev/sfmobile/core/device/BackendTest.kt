@@ -35,7 +35,9 @@ class BackendTest {
 
     @Test
     fun `each bundle format gets its runtime's backends, the CPU one by default`() {
-        assertEquals(listOf(Backend.ORT_CPU, Backend.ORT_NNAPI, Backend.ORT_QNN), Backend.forFormat("onnx"))
+        assertEquals(listOf(Backend.ORT_CPU, Backend.ORT_NNAPI), Backend.forFormat("onnx"))
+        assertEquals(listOf(Backend.ORT_QNN), Backend.forFormat("qnn"))
+        assertEquals(Backend.ORT_QNN, Backend.defaultFor("qnn"))
         assertEquals(listOf(Backend.LITERT_CPU, Backend.LITERT_GPU, Backend.LITERT_NPU), Backend.forFormat("tflite"))
         assertEquals(Backend.ORT_CPU, Backend.defaultFor("onnx"))
         assertEquals(Backend.LITERT_CPU, Backend.defaultFor("tflite"))

@@ -18,7 +18,7 @@ class ModelFilesTest {
     fun `a backend of the other runtime is refused naming the ones that fit`() {
         val error = assertThrows(BundleException::class.java) { ModelFiles.resolve(manifest("onnx"), Backend.LITERT_NPU) }
         assertTrue(error.message!!.contains("is onnx but backend litert-npu runs tflite"), error.message)
-        assertTrue(error.message!!.contains("ort-cpu, ort-nnapi, ort-qnn"), error.message)
+        assertTrue(error.message!!.endsWith("choose ort-cpu, ort-nnapi"), error.message)
     }
 
     @Test
@@ -28,24 +28,31 @@ class ModelFilesTest {
     }
 
     @Test
-    fun `ort-qnn prefers a precompiled context listed beside the model`() {
-        val m = manifest(extraFiles = listOf("unet_ctx.onnx", "unet_QNN_123.bin"))
-        val files = ModelFiles.resolve(m, Backend.ORT_QNN)
-        assertEquals("unet_ctx.onnx", files["unet"])
-        assertEquals("decoder.onnx", files["decoder"], "no context listed: the model, compiled at load")
-        assertEquals("unet.onnx", ModelFiles.resolve(m, Backend.ORT_CPU)["unet"])
+    fun `ort-qnn loads each component's EPContext model from a qnn bundle`() {
+        val files = ModelFiles.resolve(manifest("qnn"), Backend.ORT_QNN)
+        assertEquals(mapOf("text_encoder" to "text_encoder_ctx.onnx", "unet" to "unet_ctx.onnx", "decoder" to "decoder_ctx.onnx"), files)
     }
 
     @Test
-    fun `ort-qnn takes a context the component lists itself`() {
-        val m = manifest(files = mapOf("unet" to listOf("unet.onnx", "unet_ctx.onnx", "unet_ctx_QNN_1.bin")))
-        assertEquals("unet_ctx.onnx", ModelFiles.resolve(m, Backend.ORT_QNN)["unet"])
+    fun `ort-qnn refuses an onnx bundle and the other backends refuse a qnn bundle, naming the fitting ones`() {
+        val onnx = assertThrows(BundleException::class.java) { ModelFiles.resolve(manifest("onnx"), Backend.ORT_QNN) }
+        assertTrue(onnx.message!!.contains("component 'text_encoder' is onnx but backend ort-qnn runs qnn bundles"), onnx.message)
+        assertTrue(onnx.message!!.contains("export --format qnn"), onnx.message)
+        assertTrue(onnx.message!!.endsWith("choose ort-cpu, ort-nnapi"), onnx.message)
+        val qnn = assertThrows(BundleException::class.java) { ModelFiles.resolve(manifest("qnn"), Backend.ORT_CPU) }
+        assertTrue(qnn.message!!.contains("is qnn but backend ort-cpu runs onnx bundles; choose ort-qnn"), qnn.message)
     }
 
     @Test
-    fun `a component that is only a QNN context is refused by the other backends`() {
+    fun `a qnn component whose first file is not its EPContext model is refused`() {
+        val m = manifest("qnn", files = mapOf("unet" to listOf("unet_ctx_qnn.bin", "unet_ctx.onnx")))
+        val error = assertThrows(BundleException::class.java) { ModelFiles.resolve(m, Backend.ORT_QNN) }
+        assertTrue(error.message!!.contains("component 'unet' lists unet_ctx_qnn.bin first"), error.message)
+    }
+
+    @Test
+    fun `an onnx component that is only a QNN context is refused by the ONNX backends`() {
         val m = manifest(files = mapOf("unet" to listOf("unet_ctx.onnx", "unet_QNN_1.bin")))
-        assertEquals("unet_ctx.onnx", ModelFiles.resolve(m, Backend.ORT_QNN)["unet"])
         val error = assertThrows(BundleException::class.java) { ModelFiles.resolve(m, Backend.ORT_NNAPI) }
         assertTrue(error.message!!.contains("QNN context (unet_ctx.onnx)"), error.message)
     }

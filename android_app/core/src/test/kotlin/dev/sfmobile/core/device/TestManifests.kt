@@ -2,7 +2,11 @@ package dev.sfmobile.core.device
 
 import dev.sfmobile.core.Manifest
 
-/** A valid manifest.json text for tests, with each component's format, files and tensor dtype chosen. */
+/**
+ * A valid manifest.json text for tests, with each component's format, files and tensor dtype
+ * chosen; format qnn gives a QNN bundle (`<name>_ctx.onnx` + `<name>_ctx_qnn.bin`, w8a16 with an
+ * fp16 text encoder, a qnn section for [qnnSoc] with all nodes on the HTP).
+ */
 internal fun manifestText(
     format: String = "onnx",
     files: Map<String, List<String>> = mapOf(),
@@ -10,10 +14,25 @@ internal fun manifestText(
     unetInputDtype: String = "float32",
     fileEntries: Map<String, Pair<String, Long>>? = null,
     startEndIds: Pair<Int, Int> = 49406 to 49407,
+    qnnSoc: String = "SM8650",
 ): String {
     val (startId, endId) = startEndIds
     val ext = if (format == "onnx") "onnx" else "tflite"
-    val componentFiles = Manifest.COMPONENT_NAMES.associateWith { files[it] ?: listOf("$it.$ext") }
+    val qnn = format == "qnn"
+    val componentFiles =
+        Manifest.COMPONENT_NAMES.associateWith {
+            files[it] ?: if (qnn) listOf("${it}_ctx.onnx", "${it}_ctx_qnn.bin") else listOf("$it.$ext")
+        }
+    val precision = { name: String ->
+        when {
+            !qnn -> "fp32"
+            name == "text_encoder" -> "fp16"
+            else -> "w8a16"
+        }
+    }
+    val placement = Manifest.COMPONENT_NAMES.joinToString(", ") { """"$it": {"htp_nodes": 10, "io_nodes": 0, "cpu_nodes": []}""" }
+    val qnnSection =
+        if (qnn) """"qnn": {"soc": "$qnnSoc", "htp_arch": 75, "soc_model": 57, "qnn_sdk": "v2.51.0", "placement": {$placement}},""" else ""
     val sha = "0".repeat(64)
 
     fun tensor(
@@ -40,7 +59,7 @@ internal fun manifestText(
         )
     val components =
         Manifest.COMPONENT_NAMES.joinToString(",\n") { name ->
-            """"$name": {"format": "$format", "precision": "fp32",
+            """"$name": {"format": "$format", "precision": "${precision(name)}",
               "files": [${componentFiles.getValue(name).joinToString(", ") { "\"$it\"" }}],
               "inputs": [${inputs.getValue(name).joinToString(", ")}], "outputs": [${outputs.getValue(name)}]}"""
         }
@@ -60,8 +79,9 @@ internal fun manifestText(
            "start_id": $startId, "end_id": $endId, "pad_id": $endId},
          "guidance": {"cfg_batch": 2, "input": false},
          "created_by": {"sfmobile_version": "0.1.0", "source": "demo", "source_sha256": "$sha",
-           "recipe": {"format": "$format", "precision": "fp32", "quantization": null, "calibration": null,
+           "recipe": {"format": "$format", "precision": "${precision("unet")}", "quantization": null, "calibration": null,
              "future_field": [1, 2]}},
+         $qnnSection
          "files": {$filesJson}}
         """.trimIndent()
 }
@@ -71,4 +91,5 @@ internal fun manifest(
     files: Map<String, List<String>> = mapOf(),
     extraFiles: List<String> = listOf(),
     unetInputDtype: String = "float32",
-): Manifest = Manifest.parse(manifestText(format, files, extraFiles, unetInputDtype), "test/manifest.json")
+    qnnSoc: String = "SM8650",
+): Manifest = Manifest.parse(manifestText(format, files, extraFiles, unetInputDtype, qnnSoc = qnnSoc), "test/manifest.json")
