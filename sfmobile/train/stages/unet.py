@@ -35,8 +35,9 @@ from sfmobile.config import UNetConfig
 from sfmobile.errors import ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import DdimScheduler
+from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.train.data.batches import cached_batches, image_batches
-from sfmobile.train.data.latent_cache import LatentCache, tokenizer_of
+from sfmobile.train.data.latent_cache import LatentCache
 from sfmobile.train.data.source import DataReport, DataSpec
 from sfmobile.train.sampling import encode_captions
 from sfmobile.train.stages.robust import draw_skips, skippable_blocks, skipping
@@ -107,7 +108,7 @@ class UnetStage:
         self.unet, self.init_report = init_from_sd15(student, teacher.unet, seed)
         self.continues = None
         self.scheduler = DdimScheduler(teacher.scheduler)
-        self.tokenizer = tokenizer_of(teacher)
+        self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
         self.cache = LatentCache(config.cache) if config.cache is not None else None
         self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
         self.skippable = skippable_blocks(self.unet)
