@@ -48,11 +48,12 @@ def export(
 ) -> None:
     """Export the text encoder, UNet and decoder (and with --with-encoder the VAE encoder) to a
     bundle (manifest.json + model files)."""
-    from sfmobile.export.bundle_export import check_recipe, export_bundle
+    from sfmobile.export.bundle_export import export_bundle
+    from sfmobile.export.recipe import Recipe
     from sfmobile.weights import load_model
     from sfmobile.weights.lora import LoraFile, merge_loras
 
-    check_recipe(format, precision, quantization)
+    Recipe.from_options(format, precision, quantization)
     loras = [LoraFile.parse(text) for text in lora or []]
     check_output_folder(out, BUNDLE_FORMAT, sources=[("--model", model)])
     console = Console(stderr=True)

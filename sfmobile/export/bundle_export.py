@@ -7,45 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sfmobile
-from sfmobile.bundle import BundleWriter, Manifest
+from sfmobile.bundle import BundleWriter, ComponentSpec, Manifest
 from sfmobile.errors import InputError
 from sfmobile.export.calibration import CalibrationSet, collect_calibration
-from sfmobile.export.targets import export_targets
+from sfmobile.export.recipe import Recipe
+from sfmobile.export.targets import ExportTarget, export_targets
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.fingerprint import weights_fingerprint
 
-FORMATS = ("onnx", "tflite", "qnn")
-PRECISIONS = ("fp32", "fp16", "int8")
-QNN_PRECISIONS = ("w8a16", "w8a8", "fp16")
-QUANTIZATIONS = ("dynamic", "static")
 Phase = Callable[[str, str], None]  # (component, phase name)
-
-
-def check_recipe(format: str, precision: str, quantization: str | None) -> str | None:
-    """Validate the recipe; returns the quantization (int8 defaults to dynamic)."""
-    if format not in FORMATS:
-        raise InputError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
-    if format == "qnn":
-        if precision not in QNN_PRECISIONS:
-            raise InputError(
-                f"--precision {precision!r}: --format qnn takes {', '.join(QNN_PRECISIONS)}"
-            )
-        if quantization is not None:
-            raise InputError("--quantization does not apply to --format qnn (w8a* are static)")
-        return None
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision != "int8":
-        if quantization is not None:
-            raise InputError(f"--quantization applies to --precision int8 only, not {precision}")
-        return None
-    quantization = quantization or "dynamic"
-    if quantization not in QUANTIZATIONS:
-        raise InputError(
-            f"--quantization {quantization!r}: expected one of {', '.join(QUANTIZATIONS)}"
-        )
-    return quantization
 
 
 def _converter(format: str, soc: str | None, allow_cpu_fallback: bool, qnn: dict):
@@ -95,9 +66,33 @@ def export_bundle(
     """Export `model` to a bundle folder at `out` (replaced only once complete); with_encoder
     adds the VAE encoder (image-to-image). LoRAs merged into `model` (weights/lora.py) are
     recorded in the recipe."""
-    quantization = check_recipe(format, precision, quantization)
+    recipe = Recipe.from_options(format, precision, quantization)
     qnn: dict = {}
     export_component = _converter(format, soc, allow_cpu_fallback, qnn)
+    check_sizes(model, height, width, cfg_batch, calibration_prompts)
+    targets = export_targets(model, height, width, cfg_batch, with_encoder)
+    calibration = calibrate(
+        model, recipe, targets, (height, width), calibration_prompts, seed, phase
+    )
+    tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
+    with BundleWriter(Path(out)) as writer:
+        tokenizer.save(writer.dir / "tokenizer")
+        components = export_components(
+            targets, recipe, calibration, export_component, writer.dir, phase
+        )
+        phase("all", "write")
+        manifest = bundle_manifest(
+            model, recipe, components, tokenizer, (height, width), unet_batch(targets),
+            calibration, qnn,
+        )  # fmt: skip
+        return writer.finish(manifest)
+
+
+def check_sizes(
+    model: StableDiffusion, height: int, width: int, cfg_batch: int, calibration_prompts: int
+) -> None:
+    """Refuse an image size the VAE cannot tile, a CFG batch and a calibration count the
+    exporter does not make, before anything is converted."""
     factor = model.config.vae.downscale
     for name, value in (("--height", height), ("--width", width)):
         if value < 8 or value % 8 or value % factor:
@@ -108,70 +103,109 @@ def export_bundle(
         raise InputError(f"--cfg-batch must be 1 or 2, got {cfg_batch}")
     if calibration_prompts < 1:
         raise InputError(f"--calibration-prompts must be >= 1, got {calibration_prompts}")
-    targets = export_targets(model, height, width, cfg_batch, with_encoder)
-    calibration: CalibrationSet | None = None
-    if quantization == "static" or precision in ("w8a16", "w8a8"):
-        phase("all", "calibrate")
-        calibration = collect_calibration(
-            model,
-            prompts=calibration_prompts,
-            seed=seed,
-            steps=model.scheduler.default_steps,
-            guidance=model.scheduler.default_guidance,
-            height=height,
-            width=width,
-            unet_batch=targets[1].inputs[0].shape[0],
+
+
+def unet_batch(targets: list[ExportTarget]) -> int:
+    """The UNet's batch (2: conditional and unconditional in one call; 1: two calls)."""
+    return targets[1].inputs[0].shape[0]
+
+
+def calibrate(
+    model: StableDiffusion,
+    recipe: Recipe,
+    targets: list[ExportTarget],
+    size: tuple[int, int],
+    prompts: int,
+    seed: int,
+    phase: Phase,
+) -> CalibrationSet | None:
+    """Each target's inputs recorded from the fp32 pipeline, when the recipe quantizes
+    activations statically; None otherwise."""
+    if not recipe.calibrated:
+        return None
+    phase("all", "calibrate")
+    return collect_calibration(
+        model,
+        prompts=prompts,
+        seed=seed,
+        steps=model.scheduler.default_steps,
+        guidance=model.scheduler.default_guidance,
+        height=size[0],
+        width=size[1],
+        unet_batch=unet_batch(targets),
+    )
+
+
+def export_components(
+    targets: list[ExportTarget],
+    recipe: Recipe,
+    calibration: CalibrationSet | None,
+    export_component: Callable,
+    folder: Path,
+    phase: Phase,
+) -> dict[str, ComponentSpec]:
+    """Convert each target into `folder`: {component name: its manifest entry}."""
+    components = {}
+    for target in targets:
+        components[target.name] = export_component(
+            target,
+            recipe.precision,
+            recipe.quantization,
+            calibration.for_target(target.name) if calibration else None,
+            folder,
+            lambda name, component=target.name: phase(component, name),
         )
-    tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
-    with BundleWriter(Path(out)) as writer:
-        tokenizer.save(writer.dir / "tokenizer")
-        components = {}
-        for target in targets:
-            samples = calibration.for_target(target.name) if calibration else None
-            components[target.name] = export_component(
-                target,
-                precision,
-                quantization,
-                samples,
-                writer.dir,
-                lambda name, component=target.name: phase(component, name),
-            )
-        phase("all", "write")
-        manifest = Manifest(
-            components=components,
-            scheduler=model.scheduler.to_dict(),
-            image={"height": height, "width": width},
-            latent={
-                "channels": model.config.vae.latent_channels,
-                "height": height // factor,
-                "width": width // factor,
-                "scaling_factor": model.config.vae.scaling_factor,
+    return components
+
+
+def bundle_manifest(
+    model: StableDiffusion,
+    recipe: Recipe,
+    components: dict[str, ComponentSpec],
+    tokenizer: ClipTokenizer,
+    size: tuple[int, int],
+    cfg_batch: int,
+    calibration: CalibrationSet | None,
+    qnn: dict,
+) -> Manifest:
+    """The manifest of a bundle of `components`: the model's scheduler, latent and tokenizer
+    contract, and how the bundle was made (recipe, source weights, LoRAs)."""
+    height, width = size
+    factor = model.config.vae.downscale
+    return Manifest(
+        components=components,
+        scheduler=model.scheduler.to_dict(),
+        image={"height": height, "width": width},
+        latent={
+            "channels": model.config.vae.latent_channels,
+            "height": height // factor,
+            "width": width // factor,
+            "scaling_factor": model.config.vae.scaling_factor,
+        },
+        tokenizer={
+            "vocab": "tokenizer/vocab.json",
+            "merges": "tokenizer/merges.txt",
+            "max_length": 77,
+            "start_id": tokenizer.start_id,
+            "end_id": tokenizer.end_id,
+            "pad_id": tokenizer.pad_id,
+        },
+        guidance={
+            "cfg_batch": cfg_batch,
+            "input": model.config.unet.guidance_embedding,
+            **({"distilled_range": list(model.guidance_range)} if model.guidance_range else {}),
+        },
+        created_by={
+            "sfmobile_version": sfmobile.__version__,
+            "source": model.source,
+            "source_sha256": weights_fingerprint(model.modules()),
+            "recipe": {
+                "format": recipe.format,
+                "precision": recipe.precision,
+                "quantization": recipe.quantization,
+                "calibration": calibration.describe() if calibration else None,
+                **({"lora": list(model.loras)} if model.loras else {}),
             },
-            tokenizer={
-                "vocab": "tokenizer/vocab.json",
-                "merges": "tokenizer/merges.txt",
-                "max_length": 77,
-                "start_id": tokenizer.start_id,
-                "end_id": tokenizer.end_id,
-                "pad_id": tokenizer.pad_id,
-            },
-            guidance={
-                "cfg_batch": targets[1].inputs[0].shape[0],
-                "input": model.config.unet.guidance_embedding,
-                **({"distilled_range": list(model.guidance_range)} if model.guidance_range else {}),
-            },
-            created_by={
-                "sfmobile_version": sfmobile.__version__,
-                "source": model.source,
-                "source_sha256": weights_fingerprint(model.modules()),
-                "recipe": {
-                    "format": format,
-                    "precision": precision,
-                    "quantization": quantization,
-                    "calibration": calibration.describe() if calibration else None,
-                    **({"lora": list(model.loras)} if model.loras else {}),
-                },
-            },
-            qnn=qnn or None,
-        )
-        return writer.finish(manifest)
+        },
+        qnn=qnn or None,
+    )

@@ -27,21 +27,19 @@ import onnx
 import torch
 
 from sfmobile.bundle import ComponentSpec, TensorSpec
-from sfmobile.errors import InputError
 from sfmobile.export.onnx_precision import (
     convert_fp16,
     quantize_int8_dynamic,
     quantize_int8_static,
     save_model,
 )
+from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
 
 OPSET = 17
 # Above this many bytes of tensors a model is written with external data (2 GiB is protobuf's
 # hard limit; the margin covers the graph itself and tensors created by the converters).
 EXTERNAL_DATA_BYTES = 1_800_000_000
-PRECISIONS = ("fp32", "fp16", "int8")
-QUANTIZATIONS = ("dynamic", "static")
 
 ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32",
@@ -51,25 +49,6 @@ ONNX_DTYPES = {
     onnx.TensorProto.INT8: "int8",
     onnx.TensorProto.UINT8: "uint8",
 }
-
-
-def check_recipe(
-    precision: str, quantization: str | None, calibration: list[tuple[np.ndarray, ...]] | None
-) -> str:
-    """The component precision label ("fp32", "fp16", "int8-dynamic", "int8-static")."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision != "int8":
-        if quantization is not None:
-            raise InputError(f"quantization {quantization!r} applies to precision int8 only")
-        return precision
-    if quantization not in QUANTIZATIONS:
-        raise InputError(
-            f"quantization {quantization!r}: int8 needs one of {', '.join(QUANTIZATIONS)}"
-        )
-    if quantization == "static" and not calibration:
-        raise InputError("calibration: static int8 needs calibration samples, got none")
-    return f"int8-{quantization}"
 
 
 def tensor_bytes(module: torch.nn.Module) -> int:
@@ -152,7 +131,8 @@ def export_component(
     calibration: the target's input tuples (static int8). Inputs and outputs stay float32 /
     int32 in every precision (fp16 casts and int8 QDQ pairs live inside the graph).
     """
-    label = check_recipe(precision, quantization, calibration)
+    recipe = Recipe("onnx", precision, quantization)
+    recipe.check_calibration(target.name, calibration)
     out_dir = Path(out_dir)
     large = tensor_bytes(target.module) > EXTERNAL_DATA_BYTES
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-onnx-", dir=out_dir) as scratch:
@@ -174,4 +154,4 @@ def export_component(
         phase("write")
         inputs, outputs = graph_specs(current, target)
         files = write_component(current, out_dir, target.name, large)
-    return ComponentSpec("onnx", label, files, inputs, outputs)
+    return ComponentSpec("onnx", recipe.label, files, inputs, outputs)

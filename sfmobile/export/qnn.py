@@ -37,14 +37,14 @@ import numpy as np
 import onnx
 
 from sfmobile.bundle import ComponentSpec
-from sfmobile.errors import ConfigError, InputError
+from sfmobile.errors import ConfigError
 from sfmobile.export.onnx import graph_specs, simplify, trace_to_onnx
 from sfmobile.export.onnx_precision import SampleReader, quiet_quantizer
+from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
 from sfmobile.qnn.provider import htp_session
 from sfmobile.qnn.socs import Soc
 
-PRECISIONS = ("w8a16", "w8a8", "fp16")
 # Compiled in fp16 whatever the bundle's precision: the text encoder's additive causal mask
 # (large negative values) stretches the attention scores' range, so their quantized activations
 # lose the real scores: demo text encoder max abs 4.5 (relative 1.3) at w8a8 on the HTP. It runs
@@ -153,12 +153,11 @@ def export_component(
 ) -> tuple[ComponentSpec, dict]:
     """Export one target into out_dir as `<name>_ctx.onnx` + `<name>_ctx_qnn.bin`, compiled for
     `soc`. Returns its ComponentSpec and its placement (see `placement`)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r}: qnn takes one of {', '.join(PRECISIONS)}")
+    recipe = Recipe("qnn", precision)
     if target.name in FLOAT_COMPONENTS:
-        precision = "fp16"
-    if precision != "fp16" and not calibration:
-        raise InputError(f"calibration: {precision} needs calibration samples, got none")
+        recipe = Recipe("qnn", "fp16")
+    recipe.check_calibration(target.name, calibration)
+    precision = recipe.label
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-qnn-", dir=out_dir) as scratch:
         work = Path(scratch)

@@ -29,17 +29,12 @@ from torch import nn
 
 from sfmobile.bundle import TFLITE_SIGNATURE, ComponentSpec, Quantization, TensorSpec
 from sfmobile.errors import BundleError, InputError
+from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
 from sfmobile.quiet_logs import quiet_third_party_logs
 
 FLATBUFFER_LIMIT = 2**31  # bytes: flatbuffers use 32-bit offsets
 BYTES_PER_WEIGHT = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}
-PRECISION_LABELS = {
-    ("fp32", None): "fp32",
-    ("fp16", None): "fp16",
-    ("int8", "dynamic"): "int8-dynamic",
-    ("int8", "static"): "int8-static",
-}
 DTYPE_NAMES = {
     np.dtype(np.float32): "float32",
     np.dtype(np.float16): "float16",
@@ -70,14 +65,8 @@ def check_arguments(
     target: ExportTarget, precision: str, quantization: str | None, calibration: Samples | None
 ) -> str:
     """Validate the recipe for one target; returns the manifest's precision label."""
-    if precision not in BYTES_PER_WEIGHT:
-        raise InputError(f"precision {precision!r}: expected one of fp32, fp16, int8")
-    if precision != "int8" and quantization is not None:
-        raise InputError(f"quantization {quantization!r} applies to precision int8 only")
-    if precision == "int8" and quantization not in ("dynamic", "static"):
-        raise InputError(f"quantization {quantization!r}: int8 needs 'dynamic' or 'static'")
-    if quantization == "static" and not calibration:
-        raise InputError(f"calibration: static int8 of {target.name} needs calibration samples")
+    recipe = Recipe("tflite", precision, quantization)
+    recipe.check_calibration(target.name, calibration)
     for index, sample in enumerate(calibration or []):
         shapes = [list(array.shape) for array in sample]
         if shapes != [spec.shape for spec in target.inputs]:
@@ -85,7 +74,7 @@ def check_arguments(
                 f"calibration sample {index} for {target.name}: shapes {shapes}, "
                 f"expected {[spec.shape for spec in target.inputs]}"
             )
-    return PRECISION_LABELS[(precision, quantization)]
+    return recipe.label
 
 
 def weight_count(module: nn.Module) -> int:
