@@ -13,14 +13,10 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionMod
 from PIL import Image
 from typer.testing import CliRunner
 
-from sfmobile.bench.diffusers_baseline import (
-    assemble,
-    sd_scheduler,
-    sd_text_encoder,
-    sd_tokenizer,
-)
+from sfmobile.bench.diffusers_baseline import sd_scheduler, sd_text_encoder, sd_tokenizer
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
+from sfmobile.weights.diffusers_export import assemble
 
 TINY_SIZE = 64  # the image side build_tiny_reference's pipeline runs at (latents 16 x 16)
 
