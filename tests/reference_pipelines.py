@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from PIL import Image
+from typer.testing import CliRunner
 
-from sfmobile.bench.diffusers_baseline import (
-    assemble,
-    sd_scheduler,
-    sd_text_encoder,
-    sd_tokenizer,
-)
+from sfmobile.bench.diffusers_baseline import sd_scheduler, sd_text_encoder, sd_tokenizer
+from sfmobile.cli import app
+from sfmobile.cli.app import _register_commands
+from sfmobile.weights.diffusers_export import assemble
 
 TINY_SIZE = 64  # the image side build_tiny_reference's pipeline runs at (latents 16 x 16)
 
@@ -52,3 +53,23 @@ def build_tiny_reference(folder: Path, prediction_type: str = "epsilon") -> Stab
         layers_per_block=1,
     )
     return save_reference_pipeline(folder, unet, vae, prediction_type)
+
+
+def diffusers_levels(image: np.ndarray) -> np.ndarray:
+    """A diffusers `output_type="np"` image (floats in [0, 1]) as int16 8-bit levels."""
+    return (image * 255).round().astype(np.int16)
+
+
+def generate_with_cli(args: list[str], out: Path) -> np.ndarray:
+    """Run `sfmobile generate ARGS --out OUT` in-process; the written picture as int16 levels."""
+    _register_commands()
+    result = CliRunner().invoke(app, ["generate", *args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
+
+
+def assert_same_picture(actual: np.ndarray, expected: np.ndarray) -> None:
+    """99.9% of the levels within one of the reference's, and the reference a real picture (not
+    a flat field)."""
+    assert (np.abs(actual - expected) <= 1).mean() >= 0.999
+    assert np.std(expected) > 1.0

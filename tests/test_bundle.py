@@ -15,7 +15,7 @@ from sfmobile.bundle import (
 )
 from sfmobile.bundle_rules import check_qnn_section
 from sfmobile.errors import BundleError
-from sfmobile.scheduler import SchedulerConfig
+from sfmobile.golden.bundle_manifests import base_manifest
 
 
 def component(file: str, quantized: bool = False) -> ComponentSpec:
@@ -30,24 +30,16 @@ def component(file: str, quantized: bool = False) -> ComponentSpec:
 
 
 def manifest() -> Manifest:
+    """A valid manifest: generic components (an int8 UNet input) around the corpus base's other
+    sections."""
+    base = base_manifest()
     return Manifest(
         components={
             "text_encoder": component("text_encoder.onnx"),
             "unet": component("unet.onnx", quantized=True),
             "decoder": component("decoder.onnx"),
         },
-        scheduler=SchedulerConfig().to_dict(),
-        image={"height": 64, "width": 64},
-        latent={"channels": 4, "height": 8, "width": 8, "scaling_factor": 0.18215},
-        tokenizer={
-            "vocab": "tokenizer/vocab.json",
-            "merges": "tokenizer/merges.txt",
-            "max_length": 77,
-            "start_id": 49406,
-            "end_id": 49407,
-            "pad_id": 49407,
-        },
-        guidance={"cfg_batch": 2, "input": False},
+        **{key: base[key] for key in ("scheduler", "image", "latent", "tokenizer", "guidance")},
         created_by={
             "sfmobile_version": "0.1.0",
             "source": "test",

@@ -82,27 +82,13 @@ def sd_scheduler(prediction_type: str = "epsilon"):
     )
 
 
-def assemble(unet, vae, text_encoder, tokenizer, scheduler):
-    """A StableDiffusionPipeline of these parts, without the safety checker."""
-    from diffusers import StableDiffusionPipeline
-
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
 def sd_pipeline(scale: str):
     """A StableDiffusionPipeline of SD-1.5's layout at `scale`, random weights, fp32, CPU."""
     import torch
     from diffusers import AutoencoderKL
     from diffusers import UNet2DConditionModel as UNet
+
+    from sfmobile.weights.diffusers_export import assemble
 
     spec = SCALES[scale]
     torch.manual_seed(0)

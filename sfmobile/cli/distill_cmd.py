@@ -15,8 +15,13 @@ from sfmobile.cli.train_cmd import (
     SEED,
     STOP_AFTER,
     THREADS,
+    batch_size_option,
+    ema_decay_option,
+    lr_option,
     run_stage,
     stage_console,
+    steps_option,
+    warmup_steps_option,
 )
 
 
@@ -31,10 +36,10 @@ def distill(
     teacher_steps: int = typer.Option(
         None, help="The teacher's sampling steps (a multiple of --steps; default: its own)."
     ),
-    train_steps: int = typer.Option(2000, help="Optimizer steps in all."),
-    batch_size: int = typer.Option(16, help="Images per step per process."),
-    lr: float = typer.Option(1e-4, help="AdamW learning rate (after warm-up)."),
-    warmup_steps: int = typer.Option(50, help="Linear learning-rate warm-up."),
+    train_steps: int = steps_option(2000),
+    batch_size: int = batch_size_option(16),
+    lr: float = lr_option(1e-4),
+    warmup_steps: int = warmup_steps_option(50),
     cfg_aware_prob: float = typer.Option(0.5, help="Share of steps with the CFG-aware loss."),
     guidance_min: float = typer.Option(2.0, help="Lowest guidance scale the CFG-aware loss draws."),
     guidance_max: float = typer.Option(14.0, help="Highest guidance scale drawn."),
@@ -43,7 +48,7 @@ def distill(
         False, help="Student takes the guidance scale as input (one UNet call per step)."
     ),
     default_guidance: float = typer.Option(4.5, help="Guidance the student's checkpoint suggests."),
-    ema_decay: float = typer.Option(0.995, help="EMA of the weights the checkpoint gets; 0: off."),
+    ema_decay: float = ema_decay_option(0.995),
     seed: int = SEED,
     image_size: int = IMAGE_SIZE,
     checkpoint_every: int = CHECKPOINT_EVERY,

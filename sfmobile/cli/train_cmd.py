@@ -8,6 +8,7 @@ command to `train_app` from their own module.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -32,6 +33,28 @@ STOP_AFTER = typer.Option(
     None, help="Stop with a checkpoint after this step, as an interruption would."
 )
 PRESET = typer.Option("demo", help="Architecture: " + ", ".join(PRESET_NAMES))
+CAPTION_DROPOUT = typer.Option(0.1, help="Share of empty captions (for guidance).")
+
+
+# Options every stage has with its own default: one help text each.
+def steps_option(default: int) -> Any:
+    return typer.Option(default, help="Optimizer steps in all.")
+
+
+def batch_size_option(default: int) -> Any:
+    return typer.Option(default, help="Images per step per process.")
+
+
+def lr_option(default: float) -> Any:
+    return typer.Option(default, help="AdamW learning rate (after warm-up).")
+
+
+def warmup_steps_option(default: int) -> Any:
+    return typer.Option(default, help="Linear learning-rate warm-up.")
+
+
+def ema_decay_option(default: float) -> Any:
+    return typer.Option(default, help="EMA of the weights the checkpoint gets; 0: off.")
 
 
 def stage_console() -> Console:
@@ -62,10 +85,10 @@ def run_stage(stage, config, console: Console, written: Path) -> None:
 @user_errors_exit_2
 def train_vae(
     out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, vae/."),
-    steps: int = typer.Option(6000, help="Optimizer steps in all."),
-    batch_size: int = typer.Option(8, help="Images per step per process."),
-    lr: float = typer.Option(5e-4, help="AdamW learning rate (after warm-up)."),
-    warmup_steps: int = typer.Option(100, help="Linear learning-rate warm-up."),
+    steps: int = steps_option(6000),
+    batch_size: int = batch_size_option(8),
+    lr: float = lr_option(5e-4),
+    warmup_steps: int = warmup_steps_option(100),
     kl_weight: float = typer.Option(1e-6, help="KL weight, latent-diffusion's convention."),
     init: Path = typer.Option(
         None,
@@ -121,12 +144,12 @@ def train_vae(
 def train_teacher(
     vae: Path = typer.Option(..., help="The `train vae` run folder (or its vae/ folder)."),
     out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, teacher/."),
-    steps: int = typer.Option(10000, help="Optimizer steps in all."),
-    batch_size: int = typer.Option(16, help="Images per step per process."),
-    lr: float = typer.Option(3e-4, help="AdamW learning rate (after warm-up)."),
-    warmup_steps: int = typer.Option(200, help="Linear learning-rate warm-up."),
-    caption_dropout: float = typer.Option(0.1, help="Share of empty captions (for guidance)."),
-    ema_decay: float = typer.Option(0.999, help="EMA of the weights the checkpoint gets; 0: off."),
+    steps: int = steps_option(10000),
+    batch_size: int = batch_size_option(16),
+    lr: float = lr_option(3e-4),
+    warmup_steps: int = warmup_steps_option(200),
+    caption_dropout: float = CAPTION_DROPOUT,
+    ema_decay: float = ema_decay_option(0.999),
     init: Path = typer.Option(
         None,
         help="Continue this trained teacher checkpoint (its UNet and text encoder; --preset is "

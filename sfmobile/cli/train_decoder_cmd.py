@@ -15,9 +15,12 @@ from sfmobile.cli.train_cmd import (
     SEED,
     STOP_AFTER,
     THREADS,
+    lr_option,
     run_stage,
     stage_console,
+    steps_option,
     train_app,
+    warmup_steps_option,
 )
 from sfmobile.errors import CheckpointError, InputError
 
@@ -49,12 +52,12 @@ def train_decoder(
     out: Path = typer.Option(
         ..., help="Run folder: latent_pool.safetensors, train_state.pt, metrics.jsonl, decoder/."
     ),
-    steps: int = typer.Option(3000, help="Optimizer steps in all."),
+    steps: int = steps_option(3000),
     batch_size: int = typer.Option(
         16, help="Latents per step per process: half from the pool, half encoded scenes."
     ),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate (after warm-up)."),
-    warmup_steps: int = typer.Option(100, help="Linear learning-rate warm-up."),
+    lr: float = lr_option(1e-3),
+    warmup_steps: int = warmup_steps_option(100),
     pool_size: int = typer.Option(1024, help="Teacher latents generated once into OUT/."),
     seed: int = SEED,
     image_size: int = IMAGE_SIZE,

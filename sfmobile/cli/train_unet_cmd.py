@@ -10,14 +10,20 @@ import typer
 
 from sfmobile.cli.app import user_errors_exit_2
 from sfmobile.cli.train_cmd import (
+    CAPTION_DROPOUT,
     CHECKPOINT_EVERY,
     LOG_EVERY,
     SEED,
     STOP_AFTER,
     THREADS,
+    batch_size_option,
+    ema_decay_option,
+    lr_option,
     run_stage,
     stage_console,
+    steps_option,
     train_app,
+    warmup_steps_option,
 )
 
 
@@ -42,19 +48,19 @@ def train_unet(
         None, help="Architecture of a single-file teacher checkpoint (default sd15)."
     ),
     image_size: int = typer.Option(512, help="Images are resized and centre-cropped to this."),
-    steps: int = typer.Option(100000, help="Optimizer steps in all."),
-    batch_size: int = typer.Option(8, help="Images per step per process."),
-    lr: float = typer.Option(1e-5, help="AdamW learning rate (after warm-up)."),
-    warmup_steps: int = typer.Option(500, help="Linear learning-rate warm-up."),
+    steps: int = steps_option(100000),
+    batch_size: int = batch_size_option(8),
+    lr: float = lr_option(1e-5),
+    warmup_steps: int = warmup_steps_option(500),
     noise_weight: float = typer.Option(1.0, help="Weight of the noise-prediction loss."),
     distill_weight: float = typer.Option(1.0, help="Weight of the teacher-output loss."),
-    caption_dropout: float = typer.Option(0.1, help="Share of empty captions (for guidance)."),
+    caption_dropout: float = CAPTION_DROPOUT,
     robust_skip_prob: float = typer.Option(
         0.0,
         help="SnapFusion's robust training: skip each transformer and channel-keeping ResNet "
         "with this probability per step (0: off).",
     ),
-    ema_decay: float = typer.Option(0.9999, help="EMA of the weights the checkpoint gets; 0: off."),
+    ema_decay: float = ema_decay_option(0.9999),
     seed: int = SEED,
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,

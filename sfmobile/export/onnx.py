@@ -85,6 +85,19 @@ def simplify(source: Path, destination: Path) -> None:
         raise RuntimeError(f"{source}: onnxsim could not verify the simplified model")
 
 
+def traced_and_simplified(
+    target: ExportTarget, work: Path, phase: Callable[[str], None] = lambda name: None
+) -> Path:
+    """Trace `target` into the scratch folder `work` and simplify it: the float graph every
+    ONNX-based format (plain ONNX, QNN context) starts from. Returns the simplified file."""
+    phase("trace")
+    trace_to_onnx(target, work / "traced.onnx")
+    phase("simplify")
+    simplified = work / "simplified.onnx"
+    simplify(work / "traced.onnx", simplified)
+    return simplified
+
+
 def write_component(model_path: Path, out_dir: Path, name: str, large: bool) -> list[str]:
     """Move the finished model into out_dir as `<name>.onnx` (large: + `<name>.onnx.data`)."""
     final = out_dir / f"{name}.onnx"
@@ -137,11 +150,7 @@ def export_component(
     large = tensor_bytes(target.module) > EXTERNAL_DATA_BYTES
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-onnx-", dir=out_dir) as scratch:
         work = Path(scratch)
-        phase("trace")
-        trace_to_onnx(target, work / "traced.onnx")
-        phase("simplify")
-        current = work / "simplified.onnx"
-        simplify(work / "traced.onnx", current)
+        current = traced_and_simplified(target, work, phase)
         if precision == "fp16":
             phase("convert")
             current = convert_fp16(current, work / "fp16.onnx", large)

@@ -38,7 +38,7 @@ import onnx
 
 from sfmobile.bundle import ComponentSpec
 from sfmobile.errors import ConfigError
-from sfmobile.export.onnx import graph_specs, simplify, trace_to_onnx
+from sfmobile.export.onnx import graph_specs, traced_and_simplified
 from sfmobile.export.onnx_precision import SampleReader, quiet_quantizer
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
@@ -161,11 +161,7 @@ def export_component(
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-qnn-", dir=out_dir) as scratch:
         work = Path(scratch)
-        phase("trace")
-        trace_to_onnx(target, work / "traced.onnx")
-        phase("simplify")
-        current = work / "simplified.onnx"
-        simplify(work / "traced.onnx", current)
+        current = traced_and_simplified(target, work, phase)
         if precision != "fp16":
             phase("quantize")
             current = rewrite_for_htp(current, work / "rewritten.onnx")

@@ -154,13 +154,28 @@ def _fill(module: torch.nn.Module, state: dict[str, torch.Tensor], name: str) ->
         )
 
 
+def assemble(unet, vae, text_encoder, tokenizer, scheduler):
+    """A StableDiffusionPipeline of these parts, without the safety checker."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
 def save_diffusers_folder(model: StableDiffusion, out: Path) -> None:
     """Write `model` to `out` (replaced atomically) as a diffusers SD folder."""
     try:
         from diffusers import (
             AutoencoderKL,
             DDIMScheduler,
-            StableDiffusionPipeline,
             UNet2DConditionModel,
         )
         from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -189,16 +204,7 @@ def save_diffusers_folder(model: StableDiffusion, out: Path) -> None:
             pad_token="<|endoftext|>",
             model_max_length=model.config.text_encoder.max_positions,
         )
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        pipe = assemble(unet, vae, text_encoder, tokenizer, scheduler)
         pipe.save_pretrained(staging)
         for file in vocab.iterdir():
             file.unlink()
