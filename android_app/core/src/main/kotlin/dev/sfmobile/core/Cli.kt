@@ -88,9 +88,7 @@ object Cli {
         if (seedNumber == null) throw InputException("--seed must be an integer, got '$seedText'")
         val shape = parseShape(shapeText)
         val out = File(outText)
-        if (!out.name.endsWith(".npy") || out.name == ".npy") throw InputException("--out must end in .npy, got $out")
-        val parent = out.absoluteFile.parentFile
-        if (parent == null || !parent.isDirectory) throw InputException("--out directory does not exist: ${out.parent ?: "."}")
+        checkNpyOut(out)
         if (seedNumber.signum() < 0 || seedNumber >= TWO_POW_64) throw InputException("seed must be in [0, 2^64), got $seedNumber")
         val noise = Noise.gaussian(seedNumber.toLong().toULong(), shape)
         try {
@@ -130,4 +128,18 @@ object Cli {
         tensor.data.forEach { bytes.putFloat(it) }
         return bytes.array()
     }
+}
+
+/** The checks and messages of Python's output_paths.check_output_file for `--out FILE.npy`. */
+private fun checkNpyOut(out: File) {
+    if (out.isDirectory) throw InputException("--out $out: is a folder; name a file")
+    val name = out.name
+    val dot = name.lastIndexOf('.')
+    val suffix = if (dot > 0 && dot < name.length - 1) name.substring(dot) else ""
+    if (suffix.lowercase() != ".npy") {
+        val shown = if (suffix.isEmpty()) "(none)" else suffix
+        throw InputException("--out $out: unsupported extension '$shown'; use one of .npy")
+    }
+    val parent = out.parent ?: "."
+    if (!File(parent).isDirectory) throw InputException("--out $out: folder $parent does not exist")
 }
