@@ -38,11 +38,15 @@ else
 fi
 failed=$((failed + errors))
 passed=$((total - failed - skipped))
-echo "$passed passed, $failed failed"
 
 echo "== ktlint"
+set +e
 (cd "$REPO_DIR/android_app" && "$KTLINT" --relative '**/*.kt' '**/*.kts')
 lint_rc=$?
+set -e
+[ "$lint_rc" -eq 0 ] && echo "ktlint: clean" || echo "ktlint: FAILED (exit $lint_rc)"
+# Last, so that it closes the run's output (CI reads the closing summary line).
+echo "kotlin: $passed passed, $failed failed"
 
 if [ "$total" -eq 0 ]; then
     echo "error: no Kotlin test ran" >&2
