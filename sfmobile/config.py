@@ -106,6 +106,23 @@ def validate_unet(config: UNetConfig) -> None:
             )
 
 
+def check_unet_fits(
+    unet: UNetConfig, text_width: int, latent_channels: int, name: str = "UNet"
+) -> None:
+    """A UNet can only run beside a text encoder of its cross-attention width and a VAE of its
+    latent channels (a teacher's, when `name` is a student's)."""
+    if unet.cross_attention_dim != text_width:
+        raise ConfigError(
+            f"{name} cross_attention_dim {unet.cross_attention_dim} must equal the text "
+            f"encoder width {text_width}"
+        )
+    if unet.in_channels != latent_channels:
+        raise ConfigError(
+            f"{name} in_channels {unet.in_channels} must equal the VAE's latent channels "
+            f"{latent_channels}"
+        )
+
+
 def _named_stages(config: UNetConfig) -> list[tuple[str, StageConfig]]:
     return (
         [(f"down[{i}]", s) for i, s in enumerate(config.down)]

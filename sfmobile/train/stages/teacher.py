@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sfmobile.config import ModelConfig, TextEncoderConfig, UNetConfig
+from sfmobile.config import ModelConfig, TextEncoderConfig, UNetConfig, check_unet_fits
 from sfmobile.errors import ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.text_encoder import TextEncoder
@@ -70,16 +70,7 @@ class TeacherStage:
         if init is not None:
             unet, text_encoder = init.config.unet, init.config.text_encoder
             scheduler = scheduler or init.scheduler
-        if unet.cross_attention_dim != text_encoder.width:
-            raise ConfigError(
-                f"UNet cross_attention_dim {unet.cross_attention_dim} must equal the text "
-                f"encoder width {text_encoder.width}"
-            )
-        if unet.in_channels != vae.config.latent_channels:
-            raise ConfigError(
-                f"UNet in_channels {unet.in_channels} must equal the VAE's latent channels "
-                f"{vae.config.latent_channels}"
-            )
+        check_unet_fits(unet, text_encoder.width, vae.config.latent_channels)
         if not 0.0 <= caption_dropout <= 1.0:
             raise ConfigError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
         torch.manual_seed(seed)

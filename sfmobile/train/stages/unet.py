@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
-from sfmobile.config import UNetConfig
+from sfmobile.config import UNetConfig, check_unet_fits
 from sfmobile.errors import ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import DdimScheduler
@@ -89,16 +89,7 @@ class UnetStage:
         self, teacher: StableDiffusion, student: UNetConfig, config: UnetTrainConfig, seed: int = 0
     ) -> None:
         t = teacher.config
-        if student.cross_attention_dim != t.text_encoder.width:
-            raise ConfigError(
-                f"student cross_attention_dim {student.cross_attention_dim} must equal the "
-                f"teacher's text encoder width {t.text_encoder.width}"
-            )
-        if student.in_channels != t.vae.latent_channels:
-            raise ConfigError(
-                f"student in_channels {student.in_channels} must equal the teacher VAE's latent "
-                f"channels {t.vae.latent_channels}"
-            )
+        check_unet_fits(student, t.text_encoder.width, t.vae.latent_channels, "student")
         if teacher.scheduler.prediction_type not in ("epsilon", "v_prediction"):
             raise ConfigError(
                 f"teacher {teacher.source}: prediction type {teacher.scheduler.prediction_type!r}"
