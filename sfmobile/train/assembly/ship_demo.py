@@ -92,8 +92,8 @@ def ship_demo(
 
 
 def make_world_readable(folder: Path) -> None:
-    """save_checkpoint stages in a private temporary folder (0700, weights 0600); package data
-    must be readable by every user of an installed sfmobile."""
+    """Package data must be readable by every user of an installed sfmobile, whatever the umask
+    of whoever shipped it (staged outputs otherwise follow the umask, staged_folder.py)."""
     folder.chmod(0o755)
     for path in folder.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
