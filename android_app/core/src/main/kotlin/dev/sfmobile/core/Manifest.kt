@@ -34,7 +34,10 @@ data class GuidanceSpec(
     val cfgBatch: Int,
     val input: Boolean,
     val distilledRange: ClosedFloatingPointRange<Double>? = null,
-)
+) {
+    /** The warning for [guidance] outside [distilledRange] ([GuidanceWarning]), null inside it or without one. */
+    fun warning(guidance: Double): String? = GuidanceWarning.of(guidance, distilledRange)
+}
 
 /** One LoRA file merged into the weights before export (docs/lora.md): its name, sha256 and scale. */
 data class LoraEntry(
