@@ -478,33 +478,34 @@ def test_only_another_session_finishing_is_a_timeout_not_a_result(phone, bundle,
     assert session["status"] == "error" and session["result"] is None
 
 
-def test_a_file_under_our_name_holding_another_session_id_is_refused(
-    phone, bundle, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        # The app wrote our file name but another id inside: not this session's result.
+        (
+            "ours-ort-qnn.json",
+            "result_cpu_ok.json",
+            "holds session_id '20261201T032117Z-b7e204-ort-cpu', not this session's 'ours-ort-qnn'",
+        ),
+        # The app could not read the extras: its one line ends the run at once.
+        (
+            "ours-ort-qnn.error",
+            "text:--ei runs must be >= 1, got 0\n",
+            "the app refused session ours-ort-qnn's extras: --ei runs must be >= 1, got 0",
+        ),
+    ],
+)
+def test_what_the_app_leaves_under_our_session_id_is_checked(
+    phone, bundle, tmp_path, monkeypatch, name, content, message
 ):
     import benchmarks.phone.runner as runner
 
     monkeypatch.setattr(runner, "new_session_id", lambda backend: f"ours-{backend}")
-    # The app wrote our file name but another id inside: not this session's result.
-    wrong = {f"{RESULTS}/ours-ort-qnn.json": "result_cpu_ok.json"}
     result = phone.run(
-        phone_rules(am_start=[response("am_start_ok.txt", writes=wrong)]),
+        phone_rules(am_start=[response("am_start_ok.txt", writes={f"{RESULTS}/{name}": content})]),
         *app_args(bundle, tmp_path / "out"),
     )
-    line = error_line(result)
-    assert "holds session_id '20261201T032117Z-b7e204-ort-cpu', not this session's 'ours-ort-qnn'" in line
-
-
-def test_extras_the_app_refuses_end_the_session_with_its_line(phone, bundle, tmp_path, monkeypatch):
-    import benchmarks.phone.runner as runner
-
-    monkeypatch.setattr(runner, "new_session_id", lambda backend: f"ours-{backend}")
-    refused = {f"{RESULTS}/ours-ort-qnn.error": "text:--ei runs must be >= 1, got 0\n"}
-    result = phone.run(
-        phone_rules(am_start=[response("am_start_ok.txt", writes=refused)]),
-        *app_args(bundle, tmp_path / "out"),
-    )
-    line = error_line(result)
-    assert "the app refused session ours-ort-qnn's extras: --ei runs must be >= 1, got 0" in line
+    assert message in error_line(result)
 
 
 def test_a_missing_benchmark_activity_is_reported_from_am(phone, bundle, tmp_path):
