@@ -105,6 +105,24 @@ def require_finite(values: np.ndarray, what: str) -> None:
         raise GenerationError(f"{what} is not finite (NaN or inf); no image written")
 
 
+def guidance_warning(
+    guidance_scale: float, guidance_range: tuple[float, float] | None
+) -> str | None:
+    """A one-line warning when guidance_scale lies outside the range the model was distilled
+    for (its images degrade there: a CFG-aware student at guidance 1 lost its background),
+    None inside it or when the model records no range. The Kotlin core's GuidanceWarning.kt
+    gives the same text (tests/golden/guidance/)."""
+    if guidance_range is None:
+        return None
+    low, high = guidance_range
+    if low <= guidance_scale <= high:
+        return None
+    return (
+        f"guidance {guidance_scale:g} is outside the range this model was distilled for "
+        f"[{low:g}, {high:g}]; expect degraded images"
+    )
+
+
 class Pipeline:
     """Runs a model through any Backend. cfg_batch: 2 = [uncond, cond] in one UNet call,
     1 = two calls of batch 1; None: the batch an exported bundle's UNet was built for (2 for a
@@ -129,18 +147,8 @@ class Pipeline:
         self.scheduler = DdimScheduler(self.info.scheduler)
 
     def guidance_warning(self, guidance_scale: float) -> str | None:
-        """A one-line warning when guidance_scale lies outside the range the model was distilled
-        for (its images degrade there: a CFG-aware student at guidance 1 lost its background),
-        None inside it or when the model records no range."""
-        if self.info.guidance_range is None:
-            return None
-        low, high = self.info.guidance_range
-        if low <= guidance_scale <= high:
-            return None
-        return (
-            f"guidance {guidance_scale:g} is outside the range this model was distilled for "
-            f"[{low:g}, {high:g}]; expect degraded images"
-        )
+        """guidance_warning for this model's recorded range."""
+        return guidance_warning(guidance_scale, self.info.guidance_range)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         factor = self.info.vae_downscale

@@ -5,6 +5,7 @@ every command, so the tests check what was (not) sent to the phone as well as wh
 """
 
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -30,18 +31,35 @@ APP_FILES = "/sdcard/Android/data/dev.sfmobile.sample/files"
 RESULTS = f"{APP_FILES}/benchmarks"
 
 
-def response(stdout=None, stderr=None, rc=0, writes=None, disconnect=False):
+def response(stdout=None, stderr=None, rc=0, writes=None, disconnect=False, app_result=None):
     out = {"rc": rc, "disconnect": disconnect, "writes": writes or {}}
     if stdout is not None:
         out["stdout"] = stdout
     if stderr is not None:
         out["stderr"] = stderr
+    if app_result is not None:
+        out["app_result"] = {"dir": RESULTS, "file": app_result}
     return out
 
 
-def app_writes(name, result_file):
-    """`am start` answered as the app does later: its result file appears in benchmarks/."""
-    return response("am_start_ok.txt", writes={f"{RESULTS}/{name}": result_file})
+def app_writes(result_file, writes=None):
+    """`am start` answered as the app does later: the result of the session the command named
+    appears as benchmarks/<session_id>.json (and `writes`, other files, beside it)."""
+    return response("am_start_ok.txt", writes=writes, app_result=result_file)
+
+
+def as_written_for(session, result_file):
+    """The transcript as the app writes it for the host's `session` record: its id and the
+    cooldown the host passed."""
+    result = fixture_result(result_file)
+    result["session_id"] = session["session_id"]
+    cooldown = session["cooldown"]
+    result["cooldown"] = {
+        "thermal_status_before": cooldown["status_before"],
+        "thermal_status_after": cooldown["status_after"],
+        "waited_s": cooldown["waited_s"],
+    }
+    return result
 
 
 def phone_rules(
@@ -148,8 +166,8 @@ def test_app_run_pushes_the_bundle_runs_each_backend_and_reports_the_app_numbers
         "thermalservice_0.txt",
     ]
     am_start = [
-        app_writes("s1.json", "result_qnn_ok.json"),
-        app_writes("s2.json", "result_cpu_ok.json"),
+        app_writes("result_qnn_ok.json"),
+        app_writes("result_cpu_ok.json"),
     ]
     result = phone.run(
         phone_rules(thermal=thermal, am_start=am_start),
@@ -182,15 +200,31 @@ def test_app_run_pushes_the_bundle_runs_each_backend_and_reports_the_app_numbers
     assert report["device"]["storage_free_mb"] == pytest.approx(140087316 / 1024)
     first, second = report["sessions"]
     assert (first["status"], second["status"]) == ("ok", "ok")
-    assert first["result"] == fixture_result("result_qnn_ok.json")
-    assert (out / first["result_file"]).read_text() == (
-        TRANSCRIPTS / "result_qnn_ok.json"
-    ).read_text()
+    # Each session has its own id, passed to the app, its result file's name and inside it.
+    assert first["session_id"] != second["session_id"]
+    for session, start in zip((first, second), starts, strict=True):
+        assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}-ort-(qnn|cpu)", session["session_id"])
+        assert f"--es session_id {session['session_id']}" in start
+        assert session["result_file"] == f"raw/{session['session_id']}.json"
+        assert session["result"]["session_id"] == session["session_id"]
+    assert first["result"] == as_written_for(first, "result_qnn_ok.json")
+    assert json.loads((out / first["result_file"]).read_text()) == first["result"]
     # Cooled down before the second session: status 2 -> 1 -> 0, back to where it started.
     assert first["cooldown"]["status_before"] == 0
     assert second["cooldown"]["status_before"] == 2
     assert second["cooldown"]["status_after"] == 0 and second["cooldown"]["reached"]
     assert second["cooldown"]["battery_c"] == 29.6
+    # The cooldown went to the app as extras, so its result file records it too.
+    waited = second["cooldown"]["waited_s"]
+    assert (
+        "--ei cooldown_status_before 2 --ei cooldown_status_after 0 "
+        f"--ef cooldown_waited_s {waited}"
+    ) in starts[1]
+    assert second["result"]["cooldown"] == {
+        "thermal_status_before": 2,
+        "thermal_status_after": 0,
+        "waited_s": waited,
+    }
 
     # The app's numbers flow into the Markdown table.
     qnn_runs = fixture_result("result_qnn_ok.json")["runs"]
@@ -216,10 +250,8 @@ def test_app_run_pushes_the_bundle_runs_each_backend_and_reports_the_app_numbers
 
 def test_a_second_run_pushes_only_files_whose_sha256_differs_on_the_phone(phone, bundle, tmp_path):
     def run_once():
-        # Each session writes a new file; clear the last one so the same transcript serves again.
-        phone.file(f"{RESULTS}/s.json").unlink(missing_ok=True)
         result = phone.run(
-            phone_rules(am_start=[app_writes("s.json", "result_qnn_ok.json")]),
+            phone_rules(am_start=[app_writes("result_qnn_ok.json")]),
             *app_args(bundle, tmp_path / "out"),
         )
         assert result.exit_code == 0, result.output
@@ -316,7 +348,7 @@ def test_adb_failures_are_told_apart_from_the_phone_commands_own(output, failure
 def test_a_disconnect_mid_run_keeps_and_reports_the_finished_sessions(phone, bundle, tmp_path):
     out = tmp_path / "out"
     am_start = [
-        app_writes("s1.json", "result_qnn_ok.json"),
+        app_writes("result_qnn_ok.json"),
         response("am_start_ok.txt", disconnect=True),
     ]
     result = phone.run(
@@ -327,8 +359,9 @@ def test_a_disconnect_mid_run_keeps_and_reports_the_finished_sessions(phone, bun
     assert f"device {SERIAL} disconnected" in line and "1 completed session(s) kept" in line
     report = json.loads((out / "phone-report.json").read_text())
     assert [s["status"] for s in report["sessions"]] == ["ok", "disconnected"]
-    assert report["sessions"][0]["result"] == fixture_result("result_qnn_ok.json")
-    assert (out / "raw" / "s1.json").is_file()
+    first = report["sessions"][0]
+    assert first["result"] == as_written_for(first, "result_qnn_ok.json")
+    assert (out / first["result_file"]).is_file()
     assert "The run stopped early" in (out / "phone-report.md").read_text()
 
 
@@ -348,7 +381,7 @@ def test_ctrl_c_mid_run_still_writes_the_report_with_the_finished_sessions(
     real_start = runner.start_session
     monkeypatch.setattr(runner, "start_session", start_then_interrupt)
     out = tmp_path / "out"
-    am_start = [app_writes("s1.json", "result_qnn_ok.json")]
+    am_start = [app_writes("result_qnn_ok.json")]
     result = phone.run(
         phone_rules(am_start=am_start),
         *app_args(bundle, out, "--backend", "ort-qnn", "--backend", "ort-cpu"),
@@ -387,7 +420,7 @@ def test_an_apk_is_installed_before_the_app_is_looked_for(phone, bundle, tmp_pat
     apk = tmp_path / "app-release.apk"
     apk.write_bytes(b"PK\x03\x04")
     result = phone.run(
-        phone_rules(am_start=[app_writes("s.json", "result_qnn_ok.json")]),
+        phone_rules(am_start=[app_writes("result_qnn_ok.json")]),
         *app_args(bundle, tmp_path / "out", "--apk", apk),
     )
     assert result.exit_code == 0, result.output
@@ -401,7 +434,7 @@ def test_a_bundle_the_app_refuses_ends_the_run_with_its_error_and_keeps_the_resu
 ):
     out = tmp_path / "out"
     result = phone.run(
-        phone_rules(am_start=[app_writes("s.json", "result_refused.json")]),
+        phone_rules(am_start=[app_writes("result_refused.json")]),
         *app_args(bundle, out, "--backend", "ort-qnn", "--backend", "ort-cpu"),
     )
     line = error_line(result)
@@ -415,6 +448,64 @@ def test_a_bundle_the_app_refuses_ends_the_run_with_its_error_and_keeps_the_resu
 def test_no_result_within_the_timeout_is_a_clear_error(phone, bundle, tmp_path):
     result = phone.run(phone_rules(), *app_args(bundle, tmp_path / "out", "--timeout", "0.3"))
     assert "no result from the app within 0.3 s" in error_line(result)
+
+
+# --- only this session's result file is taken -----------------------------------------------
+
+
+def test_a_result_file_of_another_session_is_not_taken_as_ours(phone, bundle, tmp_path):
+    # A session started by hand (or by another host) finishes while ours runs: its file sorts
+    # first and is new, but its name and id are not ours.
+    stray = {f"{RESULTS}/0-by-hand.json": "result_cpu_ok.json"}
+    out = tmp_path / "out"
+    result = phone.run(
+        phone_rules(am_start=[app_writes("result_qnn_ok.json", writes=stray)]),
+        *app_args(bundle, out),
+    )
+    assert result.exit_code == 0, result.output
+    (session,) = json.loads((out / "phone-report.json").read_text())["sessions"]
+    assert session["result"] == as_written_for(session, "result_qnn_ok.json")
+    assert session["result"]["backend"]["name"] == "ort-qnn"
+    assert not (out / "raw" / "0-by-hand.json").exists()
+
+
+def test_only_another_session_finishing_is_a_timeout_not_a_result(phone, bundle, tmp_path):
+    stray = response("am_start_ok.txt", writes={f"{RESULTS}/0-by-hand.json": "result_cpu_ok.json"})
+    out = tmp_path / "out"
+    result = phone.run(phone_rules(am_start=[stray]), *app_args(bundle, out, "--timeout", "0.3"))
+    assert "no result from the app within 0.3 s" in error_line(result)
+    (session,) = json.loads((out / "phone-report.json").read_text())["sessions"]
+    assert session["status"] == "error" and session["result"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        # The app wrote our file name but another id inside: not this session's result.
+        (
+            "ours-ort-qnn.json",
+            "result_cpu_ok.json",
+            "holds session_id '20261201T032117Z-b7e204-ort-cpu', not this session's 'ours-ort-qnn'",
+        ),
+        # The app could not read the extras: its one line ends the run at once.
+        (
+            "ours-ort-qnn.error",
+            "text:--ei runs must be >= 1, got 0\n",
+            "the app refused session ours-ort-qnn's extras: --ei runs must be >= 1, got 0",
+        ),
+    ],
+)
+def test_what_the_app_leaves_under_our_session_id_is_checked(
+    phone, bundle, tmp_path, monkeypatch, name, content, message
+):
+    import benchmarks.phone.runner as runner
+
+    monkeypatch.setattr(runner, "new_session_id", lambda backend: f"ours-{backend}")
+    result = phone.run(
+        phone_rules(am_start=[response("am_start_ok.txt", writes={f"{RESULTS}/{name}": content})]),
+        *app_args(bundle, tmp_path / "out"),
+    )
+    assert message in error_line(result)
 
 
 def test_a_missing_benchmark_activity_is_reported_from_am(phone, bundle, tmp_path):

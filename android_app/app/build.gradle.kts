@@ -24,6 +24,8 @@ android {
             abiFilters += "arm64-v8a"
         }
         buildConfigField("String", "LITERT_VERSION", "\"${libs.versions.litert.get()}\"")
+        // The QNN runtime packed into the APK: QNN bundles compiled by another QNN release are refused.
+        buildConfigField("String", "QNN_RUNTIME_VERSION", "\"${libs.versions.qnn.runtime.get()}\"")
     }
 
     buildTypes {

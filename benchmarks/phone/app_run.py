@@ -2,18 +2,24 @@
 the session's extras, wait (bounded) for the result file it writes, pull it, and let the phone
 cool down before the next session.
 
-The app writes files/benchmarks/<session_id>.json when a session ends; the host lists that folder
-before starting and waits for a new file, so results of earlier sessions are never mistaken for
-this one's. A file still being written (not yet valid JSON) is read again on the next poll.
+The host names each session (`--es session_id ID`: UTC start, a random tag, the backend) and the
+app writes files/benchmarks/<session_id>.json when it ends, with that id inside; the host waits
+for exactly that file and checks the id in it, so a result of an earlier run, of a session
+started by hand or of another host is never taken for this one's. The app writes
+<session_id>.error instead when it cannot read the extras. A file still being written (not yet
+valid JSON) is read again on the next poll. The cooldown before the session travels as extras
+too, so the result file records it (schema `cooldown`).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,8 @@ BUNDLES_DIR = f"{APP_FILES}/bundles"
 
 @dataclass(frozen=True)
 class SessionSpec:
-    """The extras of one `am start`: what the app runs and how often."""
+    """The extras of one `am start`: what the app runs and how often, the session's id (its
+    result file's name) and the cooldown that preceded it."""
 
     bundle: str
     backend: str
@@ -40,6 +47,15 @@ class SessionSpec:
     warmup: int
     prompt: str
     seed: int
+    session_id: str
+    cooldown: Cooldown | None = None
+
+
+def new_session_id(backend: str, now: datetime | None = None) -> str:
+    """`20261201T031500Z-3fa9c1-ort-qnn`: UTC start, a random tag (two hosts, or a rerun within
+    the second, never share an id), the backend; matches the schema's `^[A-Za-z0-9._-]{1,64}$`."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}-{backend}"
 
 
 def ensure_app(adb: Adb, apk: Path | None, say: Callable[[str], None] = print) -> None:
@@ -71,7 +87,14 @@ def start_command(spec: SessionSpec) -> str:
         ("--ei", "steps", str(spec.steps)),
         ("--es", "prompt", spec.prompt),
         ("--el", "seed", str(spec.seed)),
+        ("--es", "session_id", spec.session_id),
     ]
+    if spec.cooldown is not None:
+        extras += [
+            ("--ei", "cooldown_status_before", str(spec.cooldown.status_before)),
+            ("--ei", "cooldown_status_after", str(spec.cooldown.status_after)),
+            ("--ef", "cooldown_waited_s", str(spec.cooldown.waited_s)),
+        ]
     words = ["am", "start", "-S", "-W", "-n", f"{PACKAGE}/{ACTIVITY}"]
     for flag, key, value in extras:
         words += [flag, key, value]
@@ -88,30 +111,45 @@ def start_session(adb: Adb, spec: SessionSpec) -> None:
 
 
 def result_files(adb: Adb) -> set[str]:
-    """Names of the .json files in the app's results folder (none if it does not exist yet)."""
+    """Names of the files in the app's results folder (none if it does not exist yet)."""
     listing = adb.shell(f"ls {RESULTS_DIR}", check=False)  # the error goes to stderr
-    return {name for name in listing.split() if name.endswith(".json")}
+    return set(listing.split())
 
 
 def wait_for_result(
     adb: Adb,
-    before: set[str],
+    session_id: str,
     local_dir: Path,
     timeout_s: float,
     poll_s: float,
 ) -> tuple[Path, dict[str, Any]]:
-    """Wait for a new result file, pull it into local_dir, and return it validated."""
+    """Wait for this session's result file (<session_id>.json; other files are other sessions'),
+    pull it into local_dir, and return it validated; the app's <session_id>.error, or a file
+    whose session_id is not ours, is a DeviceError."""
     deadline = time.monotonic() + timeout_s
     local_dir.mkdir(parents=True, exist_ok=True)
     while True:
-        for name in sorted(result_files(adb) - before):
-            local = local_dir / name
-            adb.run("pull", f"{RESULTS_DIR}/{name}", str(local))
+        names = result_files(adb)
+        if f"{session_id}.error" in names:
+            local = local_dir / f"{session_id}.error"
+            adb.run("pull", f"{RESULTS_DIR}/{local.name}", str(local))
+            line = local.read_text().strip() or "no reason given"
+            raise DeviceError(f"the app refused session {session_id}'s extras: {line}")
+        if f"{session_id}.json" in names:
+            local = local_dir / f"{session_id}.json"
+            adb.run("pull", f"{RESULTS_DIR}/{local.name}", str(local))
             try:
                 data = json.loads(local.read_text())
             except json.JSONDecodeError:
-                continue  # still being written; read it again on the next poll
-            return local, validate_result(data, str(local))
+                data = None  # still being written; read it again on the next poll
+            if data is not None:
+                result = validate_result(data, str(local))
+                if result["session_id"] != session_id:
+                    raise DeviceError(
+                        f"{local}: holds session_id {result['session_id']!r}, not this "
+                        f"session's {session_id!r}; not taken as this session's result"
+                    )
+                return local, result
         if time.monotonic() >= deadline:
             raise DeviceError(
                 f"no result from the app within {timeout_s:g} s (look at "

@@ -58,7 +58,8 @@ class Cooldown:
 @dataclass
 class SessionRecord:
     """One app session as the host saw it. status: the app's (ok, failed, cancelled) or the
-    host's (disconnected, error: a timeout, a full disk, ...) when no result came back."""
+    host's (disconnected, error: a timeout, a full disk, ...) when no result came back.
+    session_id: the id the host gave the app (None before the session was started)."""
 
     bundle: str
     backend: str
@@ -67,6 +68,7 @@ class SessionRecord:
     result_file: str | None = None
     error: str | None = None
     cooldown: Cooldown | None = None
+    session_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

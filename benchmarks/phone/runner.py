@@ -15,7 +15,7 @@ from benchmarks.phone.app_run import (
     SessionSpec,
     cool_down,
     ensure_app,
-    result_files,
+    new_session_id,
     start_session,
     wait_for_result,
 )
@@ -96,7 +96,8 @@ def _run_session(
     out_dir: Path,
     say: Callable[[str], None],
 ) -> None:
-    """Cool down, start, wait, pull into out_dir/raw/; the record says how it went."""
+    """Cool down, start under a new session id (the cooldown passed along), wait for that
+    session's file, pull it into out_dir/raw/; the record says how it went."""
     record.cooldown = cool_down(adb, start_thermal_status, config.cooldown_max_s, config.poll_s)
     if not record.cooldown.reached:
         say(
@@ -111,11 +112,18 @@ def _run_session(
         warmup=config.warmup,
         prompt=config.prompt,
         seed=config.seed,
+        session_id=new_session_id(record.backend),
+        cooldown=record.cooldown,
     )
-    say(f"session: {record.bundle} on {record.backend}, {record.steps} steps, {config.runs} runs")
-    before = result_files(adb)
+    record.session_id = spec.session_id
+    say(
+        f"session {spec.session_id}: {record.bundle} on {record.backend}, {record.steps} steps, "
+        f"{config.runs} runs"
+    )
     start_session(adb, spec)
-    path, result = wait_for_result(adb, before, out_dir / "raw", config.timeout_s, config.poll_s)
+    path, result = wait_for_result(
+        adb, spec.session_id, out_dir / "raw", config.timeout_s, config.poll_s
+    )
     record.result_file = path.relative_to(out_dir).as_posix()
     record.status = result["status"]
     record.error = result.get("error")

@@ -133,7 +133,8 @@ def context_files(context_model: Path) -> list[str]:
 
 
 def sdk_version(context_model: Path) -> str:
-    """The QNN SDK version the context binary was compiled with (the phone's must not be older)."""
+    """The QNN SDK version the context binary was compiled with (the phone's QNN runtime must be
+    the same major.minor: android_app's QnnRuntime.kt)."""
     graph = onnx.load(str(context_model), load_external_data=False).graph
     for node in graph.node:
         for attribute in node.attribute:

@@ -86,6 +86,8 @@ QNN_CASES = (
      QNN_FILES, "'qnn_sdk' is a required property"),
     ("qnn-pattern-soc", "qnn.soc matches ^SM[0-9]{4}$", with_qnn(setter("qnn/soc", "sm8650")),
      QNN_FILES, "qnn/soc"),
+    ("qnn-pattern-soc-newline", "qnn.soc ends at its four digits (Python's $ would allow a \\n)",
+     with_qnn(setter("qnn/soc", "SM8650\n")), QNN_FILES, "qnn/soc"),
     ("qnn-htp-arch-string", "qnn.htp_arch is an integer", with_qnn(setter("qnn/htp_arch", "75")),
      QNN_FILES, "qnn/htp_arch"),
     ("qnn-htp-arch-minimum", "qnn.htp_arch is at least 68", with_qnn(setter("qnn/htp_arch", 66)),

@@ -12,9 +12,13 @@ The command line matched is adb's arguments after `-s SERIAL`, with a `shell` co
 the phone's shell would split it and joined by single spaces. Each rule answers with its
 responses in turn (the last one repeats). A response has stdout / stderr (a transcript file in
 this folder, or text with "text:" in front), rc, `writes` {device path: transcript file} (what
-the app writes when started), and `disconnect` (from then on every command fails as adb does for
-a device that went away). Commands no rule matches: push, pull, `shell sha256sum`, `shell ls`,
-`shell chmod` act on device_root like a phone; anything else fails loudly (exit 99).
+the app writes when started), `app_result` {"dir": device folder, "file": transcript}: what the
+app writes for the session the command started, as BenchmarkReport does (the result as
+DIR/<session_id>.json, its session_id set to the `--es session_id` extra and its cooldown to the
+cooldown extras, when the command has them), and `disconnect` (from then on every command fails
+as adb does for a device that went away). Commands no rule matches: push, pull,
+`shell sha256sum`, `shell ls`, `shell chmod` act on device_root like a phone; anything else
+fails loudly (exit 99).
 """
 
 import fnmatch
@@ -52,7 +56,7 @@ def main() -> int:
             response = rule["responses"][min(count, len(rule["responses"]) - 1)]
             state["disconnected"] = state.get("disconnected") or response.get("disconnect", False)
             state_path.write_text(json.dumps(state))
-            return respond(response, Path(scenario["device_root"]))
+            return respond(response, Path(scenario["device_root"]), intent_extras(argv))
     return device_fs(argv, Path(scenario["device_root"]))
 
 
@@ -62,15 +66,43 @@ def command_line(argv: list[str]) -> str:
     return " ".join(argv)
 
 
+def intent_extras(argv: list[str]) -> dict[str, str]:
+    """The `--es/--ei/--ef/--el KEY VALUE` extras of an `am start` shell command, by key."""
+    words = shlex.split(" ".join(argv[1:])) if argv[:1] == ["shell"] else []
+    return {
+        words[i + 1]: words[i + 2]
+        for i in range(len(words) - 2)
+        if words[i] in ("--es", "--ei", "--ef", "--el")
+    }
+
+
+def app_result(spec: dict, extras: dict[str, str], root: Path) -> None:
+    """The app's result file for the session `extras` started (see the module docstring)."""
+    result = json.loads(transcript(spec["file"]))
+    session_id = extras.get("session_id", result["session_id"])
+    result["session_id"] = session_id
+    if "cooldown_status_before" in extras:
+        result["cooldown"] = {
+            "thermal_status_before": int(extras["cooldown_status_before"]),
+            "thermal_status_after": int(extras["cooldown_status_after"]),
+            "waited_s": float(extras["cooldown_waited_s"]),
+        }
+    target = on_device(root, f"{spec['dir']}/{session_id}.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def transcript(value: str) -> str:
     return value[5:] if value.startswith("text:") else (HERE / value).read_text()
 
 
-def respond(response: dict, root: Path) -> int:
+def respond(response: dict, root: Path, extras: dict[str, str]) -> int:
     for device_path, source in response.get("writes", {}).items():
         target = on_device(root, device_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(transcript(source))
+    if "app_result" in response:
+        app_result(response["app_result"], extras, root)
     sys.stdout.write(transcript(response["stdout"]) if "stdout" in response else "")
     sys.stderr.write(transcript(response["stderr"]) if "stderr" in response else "")
     return response.get("rc", 0)

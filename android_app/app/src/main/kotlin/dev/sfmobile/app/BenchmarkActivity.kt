@@ -32,9 +32,9 @@ import java.io.IOException
  * The benchmark mode, started over adb (README.md, "Benchmark mode"):
  * `adb shell am start -S -W -n dev.sfmobile.sample/dev.sfmobile.app.BenchmarkActivity
  * --es bundle NAME --es backend ort-qnn --ei runs 5 --ei warmup 1 --ei steps 8 --es prompt "..."
- * --el seed 0`. Runs one [BenchmarkSession], writes `files/benchmarks/<session_id>.json` and
- * finishes. Bad extras write `files/benchmarks/<session>.error` (one line) instead, because a
- * report must name a valid backend.
+ * --el seed 0 --es session_id ID` (adb_bench.py adds its cooldown extras). Runs one
+ * [BenchmarkSession], writes `files/benchmarks/<session_id>.json` and finishes. Bad extras write
+ * `files/benchmarks/<session_id>.error` (one line) instead, because a report must name a valid backend.
  */
 class BenchmarkActivity : ComponentActivity() {
     private var status by mutableStateOf("starting")
@@ -98,13 +98,16 @@ class BenchmarkActivity : ComponentActivity() {
             negativePrompt = intent.getStringExtra("negative_prompt"),
             seed = if (intent.hasExtra("seed")) intent.getLongExtra("seed", -1) else null,
             sessionId = intent.getStringExtra(EXTRA_SESSION),
+            cooldownStatusBefore = intent.intExtra("cooldown_status_before"),
+            cooldownStatusAfter = intent.intExtra("cooldown_status_after"),
+            cooldownWaitedS = if (intent.hasExtra("cooldown_waited_s")) intent.getFloatExtra("cooldown_waited_s", Float.NaN) else null,
         )
 
     private fun Intent.intExtra(name: String): Int? = if (hasExtra(name)) getIntExtra(name, Int.MIN_VALUE) else null
 
     private companion object {
         const val TAG = "sfmobile-bench"
-        const val EXTRA_SESSION = "session"
+        const val EXTRA_SESSION = "session_id"
         val SAFE_NAME = Regex("[A-Za-z0-9._-]{1,64}")
     }
 }

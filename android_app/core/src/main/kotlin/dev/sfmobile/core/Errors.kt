@@ -25,7 +25,7 @@ class InputException(
 ) : SfmobileException(message)
 
 /** A bundle or its manifest is invalid, incomplete or changed (Python: BundleError). */
-class BundleException(
+open class BundleException(
     message: String,
     cause: Throwable? = null,
 ) : SfmobileException(message, cause)

@@ -2,31 +2,6 @@ package dev.sfmobile.core
 
 import com.google.gson.JsonObject
 
-/** (De)quantization of an int8/uint8 tensor: real = scale * (q - zeroPoint). */
-data class Quantization(
-    val scale: Double,
-    val zeroPoint: Long,
-)
-
-/** One model input or output: name, static shape, dtype (float32, float16, int32, int64, int8, uint8). */
-data class TensorSpec(
-    val name: String,
-    val shape: List<Int>,
-    val dtype: String,
-    val quantization: Quantization? = null,
-)
-
-/** One exported model: its files (model file first, then external data) and its tensors. */
-data class ComponentSpec(
-    val format: String,
-    val precision: String,
-    val files: List<String>,
-    val inputs: List<TensorSpec>,
-    val outputs: List<TensorSpec>,
-) {
-    fun input(name: String): TensorSpec? = inputs.firstOrNull { it.name == name }
-}
-
 /** The exported image size in pixels. */
 data class ImageSpec(
     val height: Int,
@@ -59,7 +34,10 @@ data class GuidanceSpec(
     val cfgBatch: Int,
     val input: Boolean,
     val distilledRange: ClosedFloatingPointRange<Double>? = null,
-)
+) {
+    /** The warning for [guidance] outside [distilledRange] ([GuidanceWarning]), null inside it or without one. */
+    fun warning(guidance: Double): String? = GuidanceWarning.of(guidance, distilledRange)
+}
 
 /** One LoRA file merged into the weights before export (docs/lora.md): its name, sha256 and scale. */
 data class LoraEntry(
@@ -121,7 +99,6 @@ class Manifest(
         /** The optional component image-to-image needs. */
         const val ENCODER = "encoder"
         private val SHA256 = Regex("^[0-9a-f]{64}$")
-        private val FORMATS = listOf("onnx", "tflite", QnnSection.FORMAT)
         private val SCHEDULER_KEYS =
             listOf(
                 "num_train_timesteps",
@@ -137,7 +114,6 @@ class Manifest(
                 "default_steps",
                 "default_guidance",
             )
-        private val DTYPES = listOf("float32", "float16", "int32", "int64", "int8", "uint8")
 
         /** Parse and validate manifest text; `where` (the manifest's path) starts every error. */
         fun parse(
@@ -172,7 +148,7 @@ class Manifest(
             val components = root.obj("components").keys(COMPONENT_NAMES, COMPONENT_NAMES + ENCODER)
             val present = (COMPONENT_NAMES + ENCODER).filter { components.has(it) }
             return Manifest(
-                components = present.associateWith { component(components.obj(it)) },
+                components = present.associateWith { ComponentSection.read(components.obj(it)) },
                 scheduler = scheduler(root.obj("scheduler")),
                 image = root.obj("image").keys(listOf("height", "width")).let { ImageSpec(it.int("height", 8), it.int("width", 8)) },
                 latent = latent(root.obj("latent")),
@@ -201,42 +177,6 @@ class Manifest(
                     null
                 }
             return GuidanceSpec(g.intEnum("cfg_batch", listOf(1, 2)).toInt(), g.bool("input"), range)
-        }
-
-        private fun component(c: JsonFields): ComponentSpec {
-            c.keys(listOf("format", "precision", "files", "inputs", "outputs"))
-            val files = c.array("files").mapIndexed { i, f -> c.relativePath(c.stringOf(f, c.at("files/$i")), "files/$i") }
-            if (files.isEmpty()) c.refuse("files", "[] should be non-empty")
-            val repeated = files.toSet().size != files.size
-            if (repeated) c.refuse("files", "${files.joinToString(", ", "[", "]") { "'$it'" }} has non-unique elements")
-
-            fun tensors(name: String): List<TensorSpec> {
-                val array = c.array(name)
-                if (array.isEmpty) c.refuse(name, "[] should be non-empty")
-                return (0 until array.size()).map { tensor(c.objectAt(name, it)) }
-            }
-            return ComponentSpec(
-                format = c.enum("format", FORMATS),
-                precision = c.enum("precision", listOf("fp32", "fp16", "int8-dynamic", "int8-static") + QnnSection.PRECISIONS),
-                files = files,
-                inputs = tensors("inputs"),
-                outputs = tensors("outputs"),
-            )
-        }
-
-        private fun tensor(t: JsonFields): TensorSpec {
-            t.keys(listOf("name", "shape", "dtype"), listOf("name", "shape", "dtype", "quantization"))
-            val shape = t.array("shape").mapIndexed { i, d -> t.integerOf(d, t.at("shape/$i"), 1).toInt() }
-            if (shape.isEmpty()) t.refuse("shape", "[] should be non-empty")
-            val quantization =
-                if (t.has("quantization")) {
-                    t.obj("quantization").keys(listOf("scale", "zero_point")).let { q ->
-                        Quantization(q.number("scale", exclusiveMinimum = 0.0), q.integer("zero_point"))
-                    }
-                } else {
-                    null
-                }
-            return TensorSpec(t.string("name"), shape, t.enum("dtype", DTYPES), quantization)
         }
 
         private fun scheduler(s: JsonFields): SchedulerConfig {
@@ -296,7 +236,7 @@ class Manifest(
                 c.string("sfmobile_version"),
                 c.string("source"),
                 sha,
-                recipe.enum("format", FORMATS),
+                recipe.enum("format", ComponentSection.FORMATS),
                 recipe.enum("precision", listOf("fp32", "fp16", "int8") + QnnSection.PRECISIONS),
                 quantization,
                 if (recipe.has("lora")) loras(recipe) else emptyList(),
@@ -318,14 +258,6 @@ class Manifest(
          */
         fun isRelativePath(path: String): Boolean =
             path.split('/').none { it.isEmpty() || it == "." || it == ".." } && path.none { it == '\\' || it == ':' || it < ' ' }
-
-        private fun JsonFields.relativePath(
-            value: String,
-            name: String,
-        ): String {
-            if (isRelativePath(value)) return value
-            refuse(name, "'$value' is not a relative, normalised path inside the bundle (closure rule 1, export/README.md)")
-        }
 
         /** Every file but manifest.json (closure rule 2), each by a relative path (rule 1). */
         private fun files(f: JsonFields): Map<String, FileEntry> =

@@ -32,14 +32,15 @@ internal object QnnSection {
 
     /** The precisions only QNN bundles use (they also use fp16). */
     val PRECISIONS = listOf("w8a16", "w8a8")
-    private const val SOC_PATTERN = "^SM[0-9]{4}$"
+
+    // The schema's pattern: `(?![\s\S])` ends the string where `$` would also allow a final newline.
+    private const val SOC_PATTERN = "^SM[0-9]{4}(?![\\s\\S])"
     private val SOC = Regex("SM[0-9]{4}")
 
     fun read(q: JsonFields): QnnSpec {
         q.keys(listOf("soc", "htp_arch", "soc_model", "qnn_sdk", "placement"))
         val soc = q.string("soc")
-        // Python's re `$` also matches before one final newline; jsonschema applies it so.
-        if (!SOC.matches(soc.removeSuffix("\n"))) q.refuse("soc", "'$soc' does not match '$SOC_PATTERN'")
+        if (!SOC.matches(soc)) q.refuse("soc", "'${soc.replace("\n", "\\n")}' does not match '$SOC_PATTERN'")
         val placement = q.obj("placement").keys(Manifest.COMPONENT_NAMES, closed = false)
         return QnnSpec(
             soc = soc,

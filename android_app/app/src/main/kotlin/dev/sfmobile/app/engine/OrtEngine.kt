@@ -5,6 +5,7 @@ import ai.onnxruntime.OrtEnvironment
 import ai.onnxruntime.OrtException
 import ai.onnxruntime.OrtSession
 import android.os.Build
+import dev.sfmobile.app.BuildConfig
 import dev.sfmobile.core.Bundle
 import dev.sfmobile.core.Engine
 import dev.sfmobile.core.EngineException
@@ -14,6 +15,7 @@ import dev.sfmobile.core.Manifest
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.ComponentIo
 import dev.sfmobile.core.device.LoadedEngine
+import dev.sfmobile.core.device.QnnRuntime
 import dev.sfmobile.core.device.QnnSocs
 import dev.sfmobile.core.device.fitRows
 import java.io.File
@@ -86,7 +88,8 @@ class OrtEngine private constructor(
         /**
          * Creates one session per component from [modelFiles] (bundle-relative paths chosen by
          * ModelFiles.resolve: for ort-qnn, a QNN bundle's EPContext models, after
-         * QnnSocs.checkDevice refused a bundle compiled for another SoC). A failure closes the
+         * QnnSocs.checkDevice refused a bundle compiled for another SoC and QnnRuntime.checkContexts
+         * one compiled by another QNN release than the APK's qnn-runtime). A failure closes the
          * sessions already made and names the file.
          */
         fun load(
@@ -95,7 +98,10 @@ class OrtEngine private constructor(
             backend: Backend,
             bigCores: Int,
         ): LoadedEngine {
-            if (backend == Backend.ORT_QNN) QnnSocs.checkDevice(bundle.manifest, deviceSoc())
+            if (backend == Backend.ORT_QNN) {
+                QnnSocs.checkDevice(bundle.manifest, deviceSoc())
+                QnnRuntime.checkContexts(bundle.manifest, BuildConfig.QNN_RUNTIME_VERSION)
+            }
             val env = OrtEnvironment.getEnvironment()
             val sessions = LinkedHashMap<String, OrtSession>()
             try {

@@ -165,6 +165,7 @@ private fun Fields(
         ) { text -> onForm { copy(guidance = text) } }
         NumberField("Seed", form.seed, !busy, KeyboardType.Number, Modifier.weight(1.5f)) { text -> onForm { copy(seed = text) } }
     }
+    form.guidanceWarning?.let { Text(it, color = MaterialTheme.colorScheme.tertiary, style = MaterialTheme.typography.bodySmall) }
 }
 
 @Composable

@@ -12,6 +12,7 @@ import dev.sfmobile.app.generation.GenerationResult
 import dev.sfmobile.app.generation.GenerationService
 import dev.sfmobile.core.SfmobileException
 import dev.sfmobile.core.device.Backend
+import dev.sfmobile.core.device.guidanceWarning
 import dev.sfmobile.core.device.parseRequest
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.MutableStateFlow
@@ -55,16 +56,16 @@ class GenerateViewModel(
             mutableForm.update { form ->
                 val chosen =
                     summaries.firstOrNull { it.name == form.bundle && it.problem == null } ?: summaries.firstOrNull { it.problem == null }
-                form.copy(bundles = summaries, bundlesFolder = folder, error = null).withBundle(chosen?.name)
+                form.copy(bundles = summaries, bundlesFolder = folder, error = null).withBundle(chosen?.name).withGuidanceWarning()
             }
         }
     }
 
-    fun selectBundle(name: String) = mutableForm.update { it.withBundle(name) }
+    fun selectBundle(name: String) = mutableForm.update { it.withBundle(name).withGuidanceWarning() }
 
     fun selectBackend(backend: Backend) = mutableForm.update { it.copy(backend = backend, error = null) }
 
-    fun edit(change: FormState.() -> FormState) = mutableForm.update { it.change().copy(error = null) }
+    fun edit(change: FormState.() -> FormState) = mutableForm.update { it.change().copy(error = null).withGuidanceWarning() }
 
     fun generate() {
         val form = mutableForm.value
@@ -112,6 +113,10 @@ class GenerateViewModel(
             error = null,
         )
     }
+
+    /** The warning for this guidance on the chosen bundle, kept in step with both (the rule is the core's). */
+    private fun FormState.withGuidanceWarning(): FormState =
+        copy(guidanceWarning = guidanceWarning(bundles.firstOrNull { it.name == bundle }, guidance))
 
     private companion object {
         const val STOP_TIMEOUT_MS = 5_000L

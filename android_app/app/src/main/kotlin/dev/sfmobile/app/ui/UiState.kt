@@ -41,6 +41,8 @@ data class FormState(
     val seed: String = "0",
     val error: String? = null,
     val notice: String? = null,
+    /** The guidance is outside the range the chosen bundle was distilled for (the core's guidanceWarning). */
+    val guidanceWarning: String? = null,
 )
 
 internal fun GenerationStatus.toUiState(): UiState =

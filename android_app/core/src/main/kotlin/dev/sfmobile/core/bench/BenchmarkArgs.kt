@@ -5,10 +5,24 @@ import dev.sfmobile.core.InputException
 import dev.sfmobile.core.device.Backend
 
 /**
+ * The host's wait for the phone to cool down before this session (schema `cooldown`), as
+ * benchmarks/adb_bench.py passes it: PowerManager's thermal status when the wait began and when
+ * it ended, and the seconds waited. The app only records it; the host decided it.
+ */
+data class HostCooldown(
+    val thermalStatusBefore: Int,
+    val thermalStatusAfter: Int,
+    val waitedS: Double,
+)
+
+/**
  * One benchmark session as the intent extras ask for it
  * (`am start ... --es bundle NAME --es backend ort-qnn --ei runs 5 --ei warmup 1 --ei steps 8
- * --es prompt "..." --el seed 0`). [steps] and [guidance] are null when the extras leave them to
- * the bundle's manifest (`scheduler.default_steps`, `scheduler.default_guidance`).
+ * --es prompt "..." --el seed 0 --es session_id ID`, and from adb_bench.py the cooldown extras
+ * `--ei cooldown_status_before N --ei cooldown_status_after N --ef cooldown_waited_s S`). [steps]
+ * and [guidance] are null when the extras leave them to the bundle's manifest
+ * (`scheduler.default_steps`, `scheduler.default_guidance`); [sessionId] is null when the app
+ * names the session itself.
  */
 data class BenchmarkArgs(
     val bundle: String,
@@ -21,6 +35,7 @@ data class BenchmarkArgs(
     val negativePrompt: String = "",
     val seed: Long = 0,
     val sessionId: String? = null,
+    val cooldown: HostCooldown? = null,
 ) {
     /** The generation each run makes, with the manifest's defaults where the extras gave none. */
     fun request(
@@ -42,7 +57,8 @@ data class BenchmarkArgs(
 
         /**
          * Checks the extras as read from the intent (null: not given), naming the extra at fault
-         * in an InputException. [sessionId], when given, must be usable as the result's file name.
+         * in an InputException. [sessionId], when given, must be usable as the result's file name;
+         * the three cooldown extras come all together or not at all.
          */
         fun parse(
             bundle: String?,
@@ -55,6 +71,9 @@ data class BenchmarkArgs(
             negativePrompt: String?,
             seed: Long?,
             sessionId: String?,
+            cooldownStatusBefore: Int? = null,
+            cooldownStatusAfter: Int? = null,
+            cooldownWaitedS: Float? = null,
         ): BenchmarkArgs {
             if (bundle.isNullOrBlank()) throw InputException("missing extra: --es bundle NAME (a folder in files/bundles/)")
             if (backend.isNullOrBlank()) {
@@ -66,8 +85,9 @@ data class BenchmarkArgs(
             if (guidance != null && !guidance.isFinite()) throw InputException("--ef guidance must be finite, got $guidance")
             if (seed != null && seed < 0) throw InputException("--el seed must be >= 0, got $seed")
             if (sessionId != null && !SessionIds.isValid(sessionId)) {
-                throw InputException("--es session must match ${SessionIds.PATTERN.pattern}, got '$sessionId'")
+                throw InputException("--es session_id must match ${SessionIds.PATTERN.pattern}, got '$sessionId'")
             }
+            val cooldown = cooldown(cooldownStatusBefore, cooldownStatusAfter, cooldownWaitedS)
             return BenchmarkArgs(
                 bundle = bundle,
                 backend = Backend.parse(backend),
@@ -79,7 +99,28 @@ data class BenchmarkArgs(
                 negativePrompt = negativePrompt ?: "",
                 seed = seed ?: 0,
                 sessionId = sessionId,
+                cooldown = cooldown,
             )
+        }
+
+        private fun cooldown(
+            statusBefore: Int?,
+            statusAfter: Int?,
+            waitedS: Float?,
+        ): HostCooldown? {
+            val given: Map<String, Number?> =
+                mapOf(
+                    "--ei cooldown_status_before" to statusBefore,
+                    "--ei cooldown_status_after" to statusAfter,
+                    "--ef cooldown_waited_s" to waitedS,
+                )
+            if (given.values.all { it == null }) return null
+            for ((extra, value) in given) {
+                if (value == null) throw InputException("missing extra: $extra (the cooldown extras come together)")
+                if (value.toDouble().let { !it.isFinite() || it < 0 }) throw InputException("$extra must be >= 0, got $value")
+            }
+            // Float.toString is the shortest decimal that reads back as the same float: 95.5f -> 95.5.
+            return HostCooldown(statusBefore!!, statusAfter!!, waitedS!!.toString().toDouble())
         }
     }
 }

@@ -141,6 +141,7 @@ data class BenchmarkReport(
     val appVersion: String? = null,
     val loadMs: Double? = null,
     val thermal: Thermal? = null,
+    val cooldown: HostCooldown? = null,
 ) {
     init {
         require(SessionIds.isValid(sessionId)) { "session id '$sessionId' does not match ${SessionIds.PATTERN.pattern}" }
@@ -170,6 +171,7 @@ data class BenchmarkReport(
             add("settings", settings.toJson())
             loadMs?.let { addProperty("load_ms", it) }
             thermal?.let { add("thermal", it.toJson()) }
+            cooldown?.let { add("cooldown", it.toJson()) }
             add("runs", JsonArray().apply { runs.forEach { add(it.toJson()) } })
         }
 
@@ -246,6 +248,13 @@ private fun Thermal.toJson() =
         batteryCAfter?.let { addProperty("battery_c_after", it) }
         thermalStatusBefore?.let { addProperty("thermal_status_before", it) }
         thermalStatusAfter?.let { addProperty("thermal_status_after", it) }
+    }
+
+private fun HostCooldown.toJson() =
+    JsonObject().apply {
+        addProperty("thermal_status_before", thermalStatusBefore)
+        addProperty("thermal_status_after", thermalStatusAfter)
+        addProperty("waited_s", waitedS)
     }
 
 private fun RunRecord.toJson() =

@@ -101,6 +101,7 @@ class BenchmarkSession(
                 settings = settings(args, manifest),
                 loadMs = loadMs,
                 thermal = Thermal(before.batteryC, after.batteryC, before.status, after.status),
+                cooldown = args.cooldown,
                 runs = outcome.runs,
             )
         report.writeTo(resultsDir)

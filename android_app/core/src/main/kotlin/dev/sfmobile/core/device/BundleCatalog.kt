@@ -81,8 +81,9 @@ class BundleCatalog(
 }
 
 /**
- * A bundle as the bundle list shows it: format and default settings from its manifest, or the
- * [problem] that keeps it from being used (an invalid manifest), without reading the model files.
+ * A bundle as the bundle list shows it: format, default settings and the guidance range it was
+ * distilled for (null when unrecorded) from its manifest, or the [problem] that keeps it from
+ * being used (an invalid manifest), without reading the model files.
  */
 data class BundleSummary(
     val entry: BundleEntry,
@@ -90,6 +91,7 @@ data class BundleSummary(
     val defaultSteps: Int? = null,
     val defaultGuidance: Double? = null,
     val problem: String? = null,
+    val distilledRange: ClosedFloatingPointRange<Double>? = null,
 ) {
     val name: String get() = entry.name
 
@@ -103,6 +105,7 @@ data class BundleSummary(
                     format = manifest.component("unet").format,
                     defaultSteps = manifest.scheduler.defaultSteps,
                     defaultGuidance = manifest.scheduler.defaultGuidance,
+                    distilledRange = manifest.guidance.distilledRange,
                 )
             } catch (e: SfmobileException) {
                 BundleSummary(entry, problem = e.message)

@@ -1,6 +1,7 @@
 package dev.sfmobile.core.device
 
 import dev.sfmobile.core.GenerationRequest
+import dev.sfmobile.core.GuidanceWarning
 import dev.sfmobile.core.InputException
 
 /**
@@ -29,6 +30,19 @@ fun parseRequest(
             throw InputException("seed must be a whole number from 0 to 18446744073709551615, got '$seed'")
         }
     return GenerationRequest(prompt.trim(), negativePrompt.trim(), stepCount, scale, seedBits)
+}
+
+/**
+ * The warning to show beside the form's [guidance] text for [bundle] (a scale outside the range
+ * it was distilled for: [GuidanceWarning], the text `sfmobile generate` prints); null inside it,
+ * for a bundle without a recorded range, or while the text is not a valid scale (Generate names that).
+ */
+fun guidanceWarning(
+    bundle: BundleSummary?,
+    guidance: String,
+): String? {
+    val scale = guidance.trim().toDoubleOrNull()?.takeIf { it.isFinite() && it >= 0.0 } ?: return null
+    return GuidanceWarning.of(scale, bundle?.distilledRange)
 }
 
 /** The most steps the form accepts: the scheduler's 1000 training timesteps. */

@@ -20,7 +20,22 @@ class BenchmarkArgsTest {
         guidance: Float? = null,
         seed: Long? = null,
         session: String? = null,
-    ) = BenchmarkArgs.parse(bundle, backend, runs, warmup, steps, guidance, null, null, seed, session)
+        cooldown: Triple<Int?, Int?, Float?> = Triple(null, null, null),
+    ) = BenchmarkArgs.parse(
+        bundle,
+        backend,
+        runs,
+        warmup,
+        steps,
+        guidance,
+        null,
+        null,
+        seed,
+        session,
+        cooldown.first,
+        cooldown.second,
+        cooldown.third,
+    )
 
     @Test
     fun `extras left out take the defaults and the manifest's steps and guidance`() {
@@ -47,12 +62,23 @@ class BenchmarkArgsTest {
                 "--ei steps must be >= 1, got 0" to { parse(steps = 0) },
                 "--ef guidance must be finite" to { parse(guidance = Float.NaN) },
                 "--el seed must be >= 0, got -3" to { parse(seed = -3) },
-                "--es session must match" to { parse(session = "a/b") },
+                "--es session_id must match" to { parse(session = "a/b") },
+                "missing extra: --ei cooldown_status_after" to { parse(cooldown = Triple(2, null, 30f)) },
+                "--ef cooldown_waited_s must be >= 0, got -1.0" to { parse(cooldown = Triple(2, 0, -1f)) },
+                "--ei cooldown_status_before must be >= 0, got -2" to { parse(cooldown = Triple(-2, 0, 1f)) },
             )
         for ((expected, call) in cases) {
             val error = assertThrows(InputException::class.java, { call() }, expected)
             assertTrue(error.message!!.contains(expected), "${error.message} lacks '$expected'")
         }
+    }
+
+    @Test
+    fun `the host's session id and cooldown extras are kept as given`() {
+        val args = parse(session = "20261201T031500Z-a1b2c3-ort-qnn", cooldown = Triple(2, 0, 95.3f))
+        assertEquals("20261201T031500Z-a1b2c3-ort-qnn", args.sessionId)
+        assertEquals(HostCooldown(thermalStatusBefore = 2, thermalStatusAfter = 0, waitedS = 95.3), args.cooldown)
+        assertEquals(null, parse().cooldown)
     }
 
     @Test

@@ -48,6 +48,7 @@ class BenchmarkReportTest {
             settings = settings,
             loadMs = 2150.0,
             thermal = Thermal(31.5, 34.0, 0, 1),
+            cooldown = HostCooldown(thermalStatusBefore = 2, thermalStatusAfter = 0, waitedS = 95.5),
             runs = listOf(run(780.0), run(775.5)),
         )
 

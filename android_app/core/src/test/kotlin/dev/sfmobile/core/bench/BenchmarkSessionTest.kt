@@ -83,6 +83,21 @@ class BenchmarkSessionTest {
         val json = JsonParser.parseString(file.readText()).asJsonObject
         assertEquals("ok", json["status"].asString)
         assertEquals("fp32", json.getAsJsonObject("bundle").getAsJsonObject("recipe")["precision"].asString)
+        assertNull(json["cooldown"], "no cooldown extras, no cooldown")
+    }
+
+    @Test
+    fun `the host's session id names the file and its cooldown is written as given`() {
+        writeTestBundle(File(tmp, "bundles/demo"))
+        val cooldown = HostCooldown(thermalStatusBefore = 3, thermalStatusAfter = 1, waitedS = 600.0)
+        val report = session(FakePlatform()).run(args.copy(sessionId = "20261201T031500Z-host1-ort-nnapi", cooldown = cooldown))
+        val json = JsonParser.parseString(File(tmp, "benchmarks/20261201T031500Z-host1-ort-nnapi.json").readText()).asJsonObject
+        assertEquals("20261201T031500Z-host1-ort-nnapi", json["session_id"].asString)
+        assertEquals(
+            JsonParser.parseString("""{"thermal_status_before": 3, "thermal_status_after": 1, "waited_s": 600.0}"""),
+            json["cooldown"],
+        )
+        assertEquals(cooldown, report.cooldown)
     }
 
     @Test
