@@ -9,6 +9,11 @@ before training for the loss after it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +28,8 @@ from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
 from sfmobile.models.random_init import random_model
 from sfmobile.train.data.images import Buckets
-from sfmobile.train.data.source import DataSpec
+from sfmobile.train.data.latent_cache import CacheConfig, write_latent_cache
+from sfmobile.train.data.source import DataSpec, open_image_captions
 from sfmobile.train.engine.loop import TrainConfig, Trainer
 from sfmobile.train.engine.train_state import METRICS_FILE, STATE_FILE, MetricsLog
 from sfmobile.train.sampling import encode_captions, sample_latents
@@ -150,6 +156,32 @@ def test_distillation_from_an_epsilon_teacher_lowers_the_loss_on_a_fixed_batch(t
     assert loss_now().item() < 0.7 * first
 
 
+def test_distill_and_decoder_on_cached_latents_give_the_loss_of_the_images(
+    teacher_dir, photos, tmp_path
+):
+    teacher = load_model(teacher_dir)
+    reader = open_image_captions(DataSpec(str(photos)), SIZE)
+    write_latent_cache(teacher, reader, tmp_path / "cache", CacheConfig(batch_size=4))
+    cached = RealData(cache=tmp_path / "cache", image_size=SIZE)
+    config = DistillConfig(2, 4, cfg_aware_prob=1.0)
+    pairs = [
+        (distill_stage(teacher_dir, photos), DistillStage(teacher, config, data=cached)),
+        (
+            decoder_stage(teacher_dir, photos, tmp_path / "a"),
+            DecoderStage(teacher, tmp_path / "b", pool_size=4, heldout=2, data=cached),
+        ),
+    ]
+    for from_images, from_cache in pairs:
+        losses = []
+        for stage in (from_images, from_cache):
+            batch = next(stage.batches(2, 2, 0, 1))
+            assert batch["caption"] == CAPTIONS[2:4]
+            with torch.no_grad():
+                loss, _ = stage.loss(stage.trainable(), batch, 0, torch.Generator().manual_seed(7))
+            losses.append(loss.item())
+        assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
 def decoder_stage(teacher_dir, photos, out, buckets=None) -> DecoderStage:
     data = real_data(photos, buckets)
     return DecoderStage(load_model(teacher_dir), out, pool_size=4, heldout=2, data=data)
@@ -259,3 +291,26 @@ def test_data_and_cache_together_are_refused(teacher_dir, photos, tmp_path):
             "--data", str(photos), "--cache", str(tmp_path)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "exactly one of --data and --cache" in result.output
+
+
+def test_bucketed_decoder_under_torchrun_keeps_ranks_in_step(teacher_dir, photos, tmp_path):
+    """2 gloo processes whose batches have different bucket shapes in the same step (rank 0
+    square, rank 1 wide): the pool and encoded parts go through one DDP forward, and both ranks
+    end every logged step with the same weights."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", __file__, str(teacher_dir), str(photos),
+               str(tmp_path / "run")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = MetricsLog(tmp_path / "run" / METRICS_FILE).records()
+    assert len(records) == 2 and all(np.isfinite(r["loss"]) for r in records)
+    assert all(r["params_sha256_by_rank"][0] == r["params_sha256_by_rank"][1] for r in records)
+    assert (tmp_path / "run" / DECODER_FOLDER / "report.json").is_file()
+
+
+if __name__ == "__main__":  # what each torchrun process of the test above runs
+    teacher_path, photos_path, out_path = (Path(a) for a in sys.argv[1:4])
+    torch.set_num_threads(1)
+    bucketed = decoder_stage(teacher_path, photos_path, out_path, BUCKETS)
+    Trainer(bucketed, run_config(out_path, steps=2)).run()
