@@ -175,7 +175,16 @@ def test_distill_command_writes_a_student_that_generates(tmp_path) -> None:
     assert np.isfinite(generation.latents).all()
 
 
-def test_distill_refuses_an_epsilon_teacher(tmp_path) -> None:
+def test_an_epsilon_leading_teacher_gives_a_v_prediction_trailing_student() -> None:
+    """SD-1.5's scheduler (epsilon, leading spacing): the student's is the same noise schedule
+    with v-prediction and trailing spacing (tests/test_train_stages_real_data.py checks the
+    converted targets)."""
     teacher = random_model("tiny")
-    with pytest.raises(ConfigError, match="v-prediction"):
-        DistillStage(teacher, DistillConfig(8, 16))
+    assert teacher.scheduler.prediction_type == "epsilon"
+    assert teacher.scheduler.timestep_spacing == "leading"
+    student = DistillStage(teacher, DistillConfig(8, 16)).model().scheduler
+    assert student.prediction_type == "v_prediction" and student.timestep_spacing == "trailing"
+    assert (student.beta_start, student.beta_end) == (
+        teacher.scheduler.beta_start,
+        teacher.scheduler.beta_end,
+    )

@@ -185,7 +185,7 @@ def test_missing_teacher_is_a_one_line_error(tmp_path) -> None:
     args = ["train", "decoder", "--teacher", str(missing), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert f"--teacher {missing}: no such folder" in result.output
+    assert f"--teacher {missing}: no such file or folder" in result.output
 
 
 def test_folder_without_checkpoint_is_a_one_line_error(tmp_path) -> None:
@@ -193,7 +193,7 @@ def test_folder_without_checkpoint_is_a_one_line_error(tmp_path) -> None:
     args = ["train", "decoder", "--teacher", str(tmp_path), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert "no sfmobile checkpoint here" in result.output
+    assert "neither a diffusers folder" in result.output
 
 
 def test_with_decoder_swaps_the_vae_and_its_config(trained, teacher_dir) -> None:

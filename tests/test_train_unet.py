@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
-from PIL import Image
 from reference_pipelines import build_tiny_reference
+from tiny_data import CAPTIONS, write_photos
 from typer.testing import CliRunner
 
 from sfmobile.cli import app
@@ -39,7 +39,6 @@ from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = 32
-CAPTIONS = ["a red square", "a green disc", "a blue stripe", "two yellow dots", "grey", "a tree"]
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +51,7 @@ def teacher_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Six PNG/JPEG images with a .txt caption beside each."""
-    folder = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for i, caption in enumerate(CAPTIONS):
-        pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
-        suffix = ".png" if i % 2 else ".jpg"
-        Image.fromarray(pixels).save(folder / f"img{i}{suffix}")
-        (folder / f"img{i}.txt").write_text(caption)
-    return folder
+    return write_photos(tmp_path_factory.mktemp("photos"))
 
 
 def student_config(teacher):

@@ -1,5 +1,7 @@
-"""`sfmobile distill`: SnapFusion's CFG-aware step distillation of a teacher checkpoint into a
-student that samples in --steps steps (docs/training.md, stage 3)."""
+"""`sfmobile distill`: SnapFusion's CFG-aware step distillation of a teacher checkpoint (an
+sfmobile checkpoint, a diffusers folder or a CompVis file; epsilon or v-prediction) into a
+v-prediction student that samples in --steps steps, on the synthetic scenes or on --data /
+--cache (docs/training.md, stage 3 and "Training on your own data")."""
 
 from __future__ import annotations
 
@@ -8,9 +10,17 @@ from pathlib import Path
 import typer
 
 from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.cli.data_options import (
+    BUCKETS,
+    CACHE,
+    DATA,
+    DATA_FORMAT,
+    DATA_IMAGE_SIZE,
+    TEACHER_PRESET,
+    data_or_scenes,
+)
 from sfmobile.cli.train_cmd import (
     CHECKPOINT_EVERY,
-    IMAGE_SIZE,
     LOG_EVERY,
     SEED,
     STOP_AFTER,
@@ -29,8 +39,16 @@ from sfmobile.cli.train_cmd import (
 @user_errors_exit_2
 def distill(
     teacher: Path = typer.Option(
-        ..., "--from", help="Teacher checkpoint (an sfmobile checkpoint folder)."
+        ...,
+        "--from",
+        "--teacher",
+        help="Teacher: an sfmobile checkpoint, a diffusers folder or a CompVis single file.",
     ),
+    teacher_preset: str = TEACHER_PRESET,
+    data: str = DATA,
+    cache: Path = CACHE,
+    data_format: str = DATA_FORMAT,
+    buckets: str = BUCKETS,
     steps: int = typer.Option(..., help="The student's sampling steps (e.g. 16, then 8)."),
     out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, student/."),
     teacher_steps: int = typer.Option(
@@ -50,18 +68,19 @@ def distill(
     default_guidance: float = typer.Option(4.5, help="Guidance the student's checkpoint suggests."),
     ema_decay: float = ema_decay_option(0.995),
     seed: int = SEED,
-    image_size: int = IMAGE_SIZE,
+    image_size: int = DATA_IMAGE_SIZE,
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
     stop_after: int = STOP_AFTER,
 ) -> None:
-    """Distil a v-prediction teacher into a --steps-step student; writes OUT/student/."""
+    """Distil a teacher into a --steps-step v-prediction student; writes OUT/student/."""
     from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.distill import STUDENT_FOLDER, DistillConfig, DistillStage
     from sfmobile.weights import load_model
 
-    model = load_model(teacher)
+    source, scene_size = data_or_scenes(data, data_format, cache, image_size, buckets)
+    model = load_model(teacher, teacher_preset)
     config = DistillConfig(
         student_steps=steps,
         teacher_steps=teacher_steps or model.scheduler.default_steps,
@@ -77,7 +96,7 @@ def distill(
         batch_size=batch_size,
         lr=lr,
         seed=seed,
-        image_size=image_size,
+        image_size=scene_size,
         checkpoint_every=checkpoint_every,
         log_every=log_every,
         warmup_steps=warmup_steps,
@@ -86,5 +105,5 @@ def distill(
         stop_after=stop_after,
         threads=threads,
     )
-    stage = DistillStage(model, config, seed=seed)
+    stage = DistillStage(model, config, seed=seed, data=source)
     run_stage(stage, train_config, stage_console(), out / STUDENT_FOLDER)

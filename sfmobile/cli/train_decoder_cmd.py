@@ -1,16 +1,25 @@
 """`sfmobile train decoder`: stage 4, SnapFusion's half-channel decoder distilled from the
-teacher's full one (docs/training.md)."""
+teacher's full one, on the synthetic scenes or on --data / --cache (docs/training.md)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from sfmobile.cli.app import user_errors_exit_2
+from sfmobile.cli.data_options import (
+    BUCKETS,
+    CACHE,
+    DATA,
+    DATA_FORMAT,
+    DATA_IMAGE_SIZE,
+    TEACHER_PRESET,
+    data_or_scenes,
+)
 from sfmobile.cli.train_cmd import (
     CHECKPOINT_EVERY,
-    IMAGE_SIZE,
     LOG_EVERY,
     SEED,
     STOP_AFTER,
@@ -22,45 +31,54 @@ from sfmobile.cli.train_cmd import (
     train_app,
     warmup_steps_option,
 )
-from sfmobile.errors import CheckpointError, InputError
+from sfmobile.errors import InputError
+
+if TYPE_CHECKING:
+    from sfmobile.models.stable_diffusion import StableDiffusion
 
 
-def teacher_checkpoint(path: Path) -> Path:
-    """The checkpoint folder `path` names: itself, or the teacher/ folder of a `train teacher`
-    run folder."""
+def load_teacher(path: Path, preset: str | None) -> StableDiffusion:
+    """The teacher `path` names: the teacher/ checkpoint of a `train teacher` run folder, or an
+    sfmobile checkpoint, a diffusers folder or a CompVis file (weights.load_model)."""
     from sfmobile.train.stages.teacher import TEACHER_FOLDER
-    from sfmobile.weights.sfmobile_checkpoint import CONFIG_FILE
+    from sfmobile.weights import load_model
+    from sfmobile.weights.sfmobile_checkpoint import is_sfmobile_checkpoint
 
     path = Path(path)
     if not path.exists():
-        raise InputError(f"--teacher {path}: no such folder")
-    if not path.is_dir():
-        raise InputError(f"--teacher {path}: not a folder (expected an sfmobile checkpoint)")
-    for folder in (path, path / TEACHER_FOLDER):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
-    raise CheckpointError(
-        f"--teacher {path}: no sfmobile checkpoint here ({CONFIG_FILE} in it or in "
-        f"{TEACHER_FOLDER}/); run `sfmobile train teacher` first"
-    )
+        raise InputError(f"--teacher {path}: no such file or folder")
+    if path.is_dir() and is_sfmobile_checkpoint(path / TEACHER_FOLDER):
+        path = path / TEACHER_FOLDER
+    return load_model(path, preset)
 
 
 @train_app.command("decoder")
 @user_errors_exit_2
 def train_decoder(
-    teacher: Path = typer.Option(..., help="Teacher checkpoint folder (or its run folder)."),
+    teacher: Path = typer.Option(
+        ...,
+        "--teacher",
+        "--from",
+        help="Teacher: an sfmobile checkpoint (or the run folder of `train teacher`), a "
+        "diffusers folder or a CompVis single file.",
+    ),
     out: Path = typer.Option(
         ..., help="Run folder: latent_pool.safetensors, train_state.pt, metrics.jsonl, decoder/."
     ),
+    teacher_preset: str = TEACHER_PRESET,
+    data: str = DATA,
+    cache: Path = CACHE,
+    data_format: str = DATA_FORMAT,
+    buckets: str = BUCKETS,
     steps: int = steps_option(3000),
     batch_size: int = typer.Option(
-        16, help="Latents per step per process: half from the pool, half encoded scenes."
+        16, help="Latents per step per process: half from the pool, half encoded images."
     ),
     lr: float = lr_option(1e-3),
     warmup_steps: int = warmup_steps_option(100),
     pool_size: int = typer.Option(1024, help="Teacher latents generated once into OUT/."),
     seed: int = SEED,
-    image_size: int = IMAGE_SIZE,
+    image_size: int = DATA_IMAGE_SIZE,
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
@@ -72,15 +90,15 @@ def train_decoder(
 
     from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.decoder import DECODER_FOLDER, DecoderStage
-    from sfmobile.weights.sfmobile_checkpoint import load_checkpoint
 
+    source, scene_size = data_or_scenes(data, data_format, cache, image_size, buckets)
     config = TrainConfig(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
-        image_size=image_size,
+        image_size=scene_size,
         checkpoint_every=checkpoint_every,
         log_every=log_every,
         warmup_steps=warmup_steps,
@@ -93,8 +111,13 @@ def train_decoder(
     if threads:
         torch.set_num_threads(threads)  # the latent pool is made before the Trainer runs
     console = stage_console()
-    model = load_checkpoint(teacher_checkpoint(teacher))
     stage = DecoderStage(
-        model, out, seed=seed, image_size=image_size, pool_size=pool_size, console=console
+        load_teacher(teacher, teacher_preset),
+        out,
+        seed=seed,
+        image_size=scene_size,
+        pool_size=pool_size,
+        console=console,
+        data=source,
     )
     run_stage(stage, config, console, out / DECODER_FOLDER)

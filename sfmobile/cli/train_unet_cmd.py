@@ -9,6 +9,14 @@ from pathlib import Path
 import typer
 
 from sfmobile.cli.app import user_errors_exit_2
+from sfmobile.cli.data_options import (
+    BUCKETS,
+    CACHE,
+    DATA,
+    DATA_FORMAT,
+    TEACHER_PRESET,
+    real_data,
+)
 from sfmobile.cli.train_cmd import (
     CAPTION_DROPOUT,
     CHECKPOINT_EVERY,
@@ -34,20 +42,13 @@ def train_unet(
         ..., help="The teacher: a diffusers folder, sfmobile checkpoint or CompVis file (SD-1.5)."
     ),
     out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, unet/."),
-    data: str = typer.Option(
-        None,
-        help="Images + captions: a folder with same-named .txt files, a .jsonl or .csv index, "
-        "or WebDataset shards (see `sfmobile cache-latents --help`).",
-    ),
-    cache: Path = typer.Option(
-        None, help="A `sfmobile cache-latents` folder made by the same teacher, not --data."
-    ),
-    data_format: str = typer.Option("auto", help="auto | folder | jsonl | csv | webdataset"),
+    data: str = DATA,
+    cache: Path = CACHE,
+    data_format: str = DATA_FORMAT,
     preset: str = typer.Option("snapfusion", help="The student's architecture (its UNet)."),
-    teacher_preset: str = typer.Option(
-        None, help="Architecture of a single-file teacher checkpoint (default sd15)."
-    ),
+    teacher_preset: str = TEACHER_PRESET,
     image_size: int = typer.Option(512, help="Images are resized and centre-cropped to this."),
+    buckets: str = BUCKETS,
     steps: int = steps_option(100000),
     batch_size: int = batch_size_option(8),
     lr: float = lr_option(1e-5),
@@ -71,15 +72,16 @@ def train_unet(
     the noise loss plus distillation from the teacher's UNet; the text encoder and VAE stay the
     teacher's, frozen. Writes OUT/unet/, an sfmobile checkpoint."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.data.source import DataSpec
     from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.unet import UNET_FOLDER, UnetStage, UnetTrainConfig
     from sfmobile.weights import load_model
 
+    source = real_data(data, data_format, cache, image_size, buckets)
     unet_config = UnetTrainConfig(
-        data=DataSpec(data, data_format) if data is not None else None,
-        cache=cache,
-        image_size=image_size,
+        data=source.data,
+        cache=source.cache,
+        image_size=source.image_size,
+        buckets=source.buckets,
         noise_weight=noise_weight,
         distill_weight=distill_weight,
         caption_dropout=caption_dropout,

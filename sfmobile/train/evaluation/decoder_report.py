@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -41,10 +42,17 @@ def parameter_count(module: nn.Module) -> int:
 
 
 def heldout_latents(
-    teacher: StableDiffusion, count: int, data_seed: int, latent_size: int, console: Console
+    teacher: StableDiffusion,
+    count: int,
+    data_seed: int,
+    latent_size: int,
+    console: Console,
+    captions: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """Teacher latents for held-out captions and fixed seeds 2^32 + i (never in a pool)."""
-    captions = [scene.caption for scene in heldout_prompts(count, seed=data_seed)]
+    """Teacher latents for held-out captions (the held-out scenes', or `captions`) and fixed
+    seeds 2^32 + i (never in a pool)."""
+    if captions is None:
+        captions = [scene.caption for scene in heldout_prompts(count, seed=data_seed)]
     seeds = [HELDOUT_SEED_BASE + i for i in range(count)]
     return generate_latents(teacher, captions, seeds, latent_size, console, "held-out latents")
 

@@ -4,12 +4,16 @@ decoder's images.
 
 One step, batch of B:
     B/2 latents drawn from the pool of teacher-generated latents (latent_pool.py)
-    B/2 latents of training scenes: vae.encode(image) * scaling_factor (the latent mean)
-    loss = mean (pruned_decoder(z / scaling_factor) - full_decoder(z / scaling_factor))^2
-The teacher's latents are what the decoder will decode in use; the encoded scenes keep it
-faithful on the latent manifold the full decoder was trained on. The teacher (UNet, text
-encoder, VAE) is frozen. Unlike SnapFusion, which distils with the full decoder's images and
-the data's, only the full decoder is the target here: the goal is to ship its images, cheaper.
+    B/2 latents of training images: vae.encode(image) * scaling_factor (the latent mean), of
+        the synthetic scenes or of --data (or read from a --cache)
+    loss = mean over the B rows of mean (pruned_decoder(z / sf) - full_decoder(z / sf))^2
+The teacher's latents are what the decoder will decode in use; the encoded images keep it
+faithful on the latent manifold the full decoder was trained on. With --data the pool's prompts
+are the data's first captions and the held-out report's the next ones; with --buckets the
+encoded half is one bucket's shape and the pool half square, decoded as two parts. The teacher
+(UNet, text encoder, VAE) is frozen. Unlike SnapFusion, which distils with the full decoder's
+images and the data's, only the full decoder is the target here: the goal is to ship its
+images, cheaper.
 
 The pruned decoder starts from the full one's leading channels (copy_leading_channels): every
 tensor keeps its first out and in channels. In a short trial (demo VAE after 400 of its steps,
@@ -25,11 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
@@ -44,6 +47,7 @@ from sfmobile.train.evaluation.decoder_report import (
     print_report,
 )
 from sfmobile.train.stages.latent_pool import POOL_FILE, latent_pool
+from sfmobile.train.stages.real_data import RealData
 from sfmobile.train.stages.vae import save_vae
 
 DECODER_FOLDER = "decoder"
@@ -71,6 +75,18 @@ def copy_leading_channels(full: nn.Module, pruned: nn.Module) -> None:
             )
         state[key] = tensor[tuple(slice(0, size) for size in target.shape)].clone()
     pruned.load_state_dict(state)
+
+
+class DecodeParts(nn.Module):
+    """Decodes several latent batches (shapes may differ) in ONE forward call, so that under
+    torchrun DDP sees one forward per backward."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, *parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.decoder(part) for part in parts)
 
 
 def with_decoder(model: StableDiffusion, vae: AutoencoderKL) -> StableDiffusion:
@@ -113,7 +129,10 @@ class DecoderStage:
         init: str = "copy",
         heldout: int = HELDOUT_LATENTS,
         console: Console | None = None,
+        data: RealData | None = None,
     ) -> None:
+        """data: the user's images (or cached latents) instead of the synthetic scenes; its
+        image_size then replaces `image_size`."""
         if init not in INITIALISATIONS:
             raise InputError(f"init must be one of {INITIALISATIONS}, got {init!r}")
         if not 0.0 <= real_fraction <= 1.0:
@@ -127,7 +146,16 @@ class DecoderStage:
         self.decoder = Decoder(self.pruned_config)
         if init == "copy":
             copy_leading_channels(self.vae.decoder, self.decoder)
+        self.parts = DecodeParts(self.decoder)
         self.console = console or Console(stderr=True, soft_wrap=True)
+        self.data = data
+        self.run_settings = data.run_settings() if data is not None else {}
+        self.pool_captions = self.heldout_captions = None
+        if data is not None:
+            image_size = data.image_size
+            captions = data.captions(pool_size + heldout)
+            self.pool_captions, self.heldout_captions = captions[:pool_size], captions[pool_size:]
+            self.batches = self._data_batches  # the Trainer reads a stage's own batches
         self.image_size, self.data_seed = image_size, data_seed
         self.real_fraction, self.heldout = real_fraction, heldout
         self.latent_size = image_size // self.vae.config.downscale
@@ -141,10 +169,11 @@ class DecoderStage:
             latent_size=self.latent_size,
             console=self.console,
             write=ranks.is_main,
+            captions=self.pool_captions,
         )
 
     def trainable(self) -> dict[str, nn.Module]:
-        return {"decoder": self.decoder}
+        return {"decoder": self.parts}
 
     def frozen(self) -> dict[str, nn.Module]:
         return {
@@ -158,14 +187,24 @@ class DecoderStage:
         real = round(batch_size * self.real_fraction)
         return batch_size - real, real
 
-    def latents(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        """Scaled latents of one step: pool draws first, then the batch's first scenes."""
-        images = batch["image"]
-        from_pool, real = self.split(images.shape[0])
+    def _data_batches(
+        self, start: int, batch_size: int, rank: int, world_size: int
+    ) -> Iterator[dict]:
+        """This rank's batches of --data or --cache from its sample `start` on."""
+        return self.data.batches(start, batch_size, rank, world_size, self.console)
+
+    def latents(self, batch: dict, generator: torch.Generator) -> list[torch.Tensor]:
+        """Scaled latents of one step: [pool draws, the batch's first images encoded (or its
+        cached latents)], leaving out an empty part."""
+        size = len(batch["caption"])
+        from_pool, real = self.split(size)
         picks = torch.randint(0, self.pool.shape[0], (from_pool,), generator=generator)
-        with torch.no_grad():
-            encoded = self.vae.encode(images[:real]) * self.vae.config.scaling_factor
-        return torch.cat([self.pool[picks], encoded])
+        if "latents" in batch:
+            encoded = batch["latents"][:real]
+        else:
+            with torch.no_grad():
+                encoded = self.vae.encode(batch["image"][:real]) * self.vae.config.scaling_factor
+        return [part for part in (self.pool[picks], encoded) if part.shape[0]]
 
     def loss(
         self,
@@ -174,13 +213,19 @@ class DecoderStage:
         step: int,
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        latents = self.latents(batch, generator) / self.vae.config.scaling_factor
+        parts = [z / self.vae.config.scaling_factor for z in self.latents(batch, generator)]
         with torch.no_grad():
-            target = self.vae.decoder(latents)
-        prediction = models["decoder"](latents)
-        loss = F.mse_loss(prediction, target)
-        from_pool, _ = self.split(batch["image"].shape[0])
-        per_row = (prediction.detach() - target).square().flatten(1).mean(1)
+            targets = [self.vae.decoder(part) for part in parts]
+        predictions = models["decoder"](*parts)
+        per_row = torch.cat(
+            [
+                (prediction - target).square().flatten(1).mean(1)
+                for prediction, target in zip(predictions, targets, strict=True)
+            ]
+        )
+        loss = per_row.mean()
+        from_pool, _ = self.split(len(batch["caption"]))
+        per_row = per_row.detach()
         metrics = {}
         if from_pool:
             metrics["pool_mse"] = per_row[:from_pool].mean().item()
@@ -200,7 +245,12 @@ class DecoderStage:
         vae = self.pruned_vae()
         save_vae(vae, folder)
         latents = heldout_latents(
-            self.teacher, self.heldout, self.data_seed, self.latent_size, self.console
+            self.teacher,
+            self.heldout,
+            self.data_seed,
+            self.latent_size,
+            self.console,
+            self.heldout_captions,
         )
         report = decoder_report(self.teacher, vae, latents, self.image_size)
         (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")

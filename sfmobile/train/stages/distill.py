@@ -18,6 +18,18 @@ per image and BOTH the teacher's steps and the student's output are classifier-f
 it before the x-space loss, so the student learns to be right where it will be used. Otherwise
 both are conditional-only (the plain distillation loss).
 
+Teachers: a v-prediction teacher, or an epsilon-prediction one (SD-1.5, as the paper's): the
+student always predicts v (SnapFusion's choice: its x0 = alpha_t z_t - sigma_t v stays bounded at
+t = 999, where an epsilon model's x0 = (z_t - sigma_t eps) / alpha_t divides by alpha_t = 0.068),
+so an epsilon teacher's output is converted to the v it implies at (z, t) before it enters the
+DDIM algebra: v = alpha_t eps - sigma_t x0(eps) (DdimScheduler.v_from_eps). Everything runs on one
+scheduler, the student's: the teacher's noise schedule with v-prediction and trailing spacing
+(so an SD-1.5 teacher's leading grid does not matter: the teacher steps along the student's
+nested trailing grids). A student copied from an epsilon teacher starts out predicting eps where
+v is asked for; the v loss (gamma) and the x-space loss retrain its output parametrisation.
+
+Data: the synthetic scenes by default, or `--data` / `--cache` (real_data.RealData).
+
 Guidance-conditioned (Meng et al., "On Distillation of Guided Diffusion Models"): the student's
 UNet gets the guidance scale as an extra embedding (UNetConfig.guidance_embedding, initialised to
 add zero) and learns the teacher's guided step in a single call, w ~ U[1, 14] every step: half the
@@ -29,20 +41,22 @@ finish() writes out/student/, an sfmobile checkpoint whose scheduler samples stu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from torch import nn
 
 from sfmobile.config import ModelConfig
 from sfmobile.errors import ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.models.unet import UNet
-from sfmobile.scheduler import DdimScheduler
+from sfmobile.scheduler import DdimScheduler, SchedulerConfig
 from sfmobile.tokenizer import ClipTokenizer
-from sfmobile.train.sampling import encode_captions, guided_output
+from sfmobile.train.sampling import guided_output
+from sfmobile.train.stages.real_data import RealData, conditioning
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 
 STUDENT_FOLDER = "student"
@@ -110,6 +124,12 @@ def student_unet(teacher: UNet, guidance_conditioned: bool, seed: int) -> UNet:
     return student
 
 
+def student_scheduler(teacher: SchedulerConfig) -> SchedulerConfig:
+    """The one scheduler of distillation: the teacher's noise schedule, v-prediction, trailing
+    spacing (every student grid starts at t = 999 and the teacher's finer grids nest in it)."""
+    return replace(teacher, prediction_type="v_prediction", timestep_spacing="trailing")
+
+
 def teacher_chains(scheduler: DdimScheduler, config: DistillConfig) -> list[list[int]]:
     """For each student timestep t (in sampling order): [t, t', ..., t''], where t'' is where the
     student's DDIM step from t lands at sampling time (scheduler.prev_timestep; -1 for the
@@ -140,20 +160,28 @@ class DistillStage:
 
     name = "distill"
 
-    def __init__(self, teacher: StableDiffusion, config: DistillConfig, seed: int = 0) -> None:
-        if teacher.scheduler.prediction_type != "v_prediction":
-            raise ConfigError(
-                f"{teacher.source}: distillation expects a v-prediction teacher, got "
-                f"{teacher.scheduler.prediction_type!r}"
-            )
+    def __init__(
+        self,
+        teacher: StableDiffusion,
+        config: DistillConfig,
+        seed: int = 0,
+        data: RealData | None = None,
+    ) -> None:
+        """data: the user's images (or cached latents) instead of the synthetic scenes."""
         if teacher.config.unet.guidance_embedding:
             raise ConfigError(f"{teacher.source}: the teacher must be a classifier-free model")
         self.teacher = teacher.eval()
         self.config = config
         self.student = student_unet(teacher.unet, config.guidance_conditioned, seed)
-        self.scheduler = DdimScheduler(teacher.scheduler)
+        self.teacher_predicts = teacher.scheduler.prediction_type
+        self.scheduler = DdimScheduler(student_scheduler(teacher.scheduler))
         self.chains = torch.tensor(teacher_chains(self.scheduler, config))  # [S, k + 1]
         self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
+        self.data = data
+        self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
+        self.run_settings = data.run_settings() if data is not None else {}
+        if data is not None:  # the Trainer reads a stage's own batches when it has them
+            self.batches = self._data_batches
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.student}
@@ -165,6 +193,12 @@ class DistillStage:
             "vae": self.teacher.vae,
         }
 
+    def _data_batches(
+        self, start: int, batch_size: int, rank: int, world_size: int
+    ) -> Iterator[dict]:
+        """This rank's batches of --data or --cache from its sample `start` on."""
+        return self.data.batches(start, batch_size, rank, world_size, self.console)
+
     def loss(
         self,
         models: Mapping[str, nn.Module],
@@ -173,11 +207,11 @@ class DistillStage:
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         config, scheduler = self.config, self.scheduler
-        with torch.no_grad():
-            z0 = self.teacher.vae.encode(batch["image"]) * self.teacher.config.vae.scaling_factor
+        z0, cond, empty = conditioning(
+            self.teacher, self.tokenizer, batch, config.caption_dropout, generator
+        )
         size = z0.shape[0]
-        dropped = (torch.rand(size, generator=generator) < config.caption_dropout).tolist()
-        captions = ["" if d else c for d, c in zip(dropped, batch["caption"], strict=True)]
+        uncond = empty.expand(size, -1, -1)
         chains = self.chains[torch.randint(0, len(self.chains), (size,), generator=generator)]
         t, t_next = chains[:, 0], chains[:, -1]
         eps = torch.randn(z0.shape, generator=generator)
@@ -192,8 +226,6 @@ class DistillStage:
             w = torch.ones(size)
 
         with torch.no_grad():
-            cond = encode_captions(self.teacher.text_encoder, self.tokenizer, captions)
-            uncond = encode_captions(self.teacher.text_encoder, self.tokenizer, [""] * size)
             z_target = self._teacher_steps(z_t, chains, cond, uncond, w, guided)
             x_target = self._one_step_x0(z_t, z_target, t, t_next)
 
@@ -236,12 +268,21 @@ class DistillStage:
         for j in range(chains.shape[1] - 1):
             t, t_prev = chains[:, j], chains[:, j + 1]
             if guided:
-                v = guided_output(self.teacher.unet, z, t.float(), cond, uncond, w)
+                out = guided_output(self.teacher.unet, z, t.float(), cond, uncond, w)
             else:
-                v = self.teacher.unet(z, t.float(), cond)
+                out = self.teacher.unet(z, t.float(), cond)
+            v = self.teacher_v(z, out, t)
             x0, eps = self.scheduler.x0_eps_from_output(z, v, t)
             z = self.scheduler.ddim_step_to(z, x0, eps, t, t_prev)
         return z
+
+    def teacher_v(self, z: torch.Tensor, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The teacher's (guided) output at (z, t) as the v-prediction the student makes: as is
+        from a v teacher, v = alpha_t eps - sigma_t x0(eps) from an epsilon teacher. (Guidance
+        commutes with the conversion: v is affine in eps with weights summing to one.)"""
+        if self.teacher_predicts == "epsilon":
+            return self.scheduler.v_from_eps(z, out, t)
+        return out
 
     def _one_step_x0(
         self, z_t: torch.Tensor, z_target: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor
@@ -261,7 +302,7 @@ class DistillStage:
             vae=teacher.config.vae,
         )
         scheduler = replace(
-            teacher.scheduler,
+            self.scheduler.config,
             default_steps=self.config.student_steps,
             default_guidance=self.config.default_guidance,
         )

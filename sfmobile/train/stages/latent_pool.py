@@ -6,7 +6,9 @@ off-manifold here and there). So the pool is the teacher's own output, made with
 sampling.sample_latents exactly as `sfmobile generate` would (the teacher's default steps and
 guidance), for training-split captions and seeds derived from the run seed:
 
-    latent i = sample_latents(teacher, [caption of train scene i], [pool_seeds(seed, n)[i]])
+    latent i = sample_latents(teacher, [caption i], [pool_seeds(seed, n)[i]])
+
+where caption i is train scene i's, or with --data the i-th caption of the data (cycled).
 
 It is written to OUT/latent_pool.safetensors (temporary file + rename) with metadata naming
 what made it; a resumed run reads it back and refuses one made by another teacher or setting.
@@ -16,6 +18,7 @@ alone writes it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -95,7 +98,12 @@ def generate_latents(
 
 
 def pool_metadata(
-    teacher: StableDiffusion, seed: int, data_seed: int, count: int, latent_size: int
+    teacher: StableDiffusion,
+    seed: int,
+    data_seed: int,
+    count: int,
+    latent_size: int,
+    captions: Sequence[str],
 ) -> dict[str, str]:
     """What makes a pool: a cached one is reused only if all of this matches."""
     return {
@@ -108,6 +116,7 @@ def pool_metadata(
         "data_seed": str(data_seed),
         "count": str(count),
         "latent_size": str(latent_size),
+        "captions_sha256": hashlib.sha256("\n".join(captions).encode()).hexdigest(),
     }
 
 
@@ -120,18 +129,21 @@ def latent_pool(
     latent_size: int,
     console: Console,
     write: bool = True,
+    captions: Sequence[str] | None = None,
 ) -> torch.Tensor:
     """The pool of `count` teacher latents [count, C, h, w]: read from `path` when a matching
-    one is there, otherwise generated (and written to `path` when `write`)."""
+    one is there, otherwise generated (and written to `path` when `write`). captions: the
+    count prompts (default: the first count training scenes' captions)."""
     if count < 1:
         raise InputError(f"--pool-size must be >= 1, got {count}")
     path = Path(path)
-    expected = pool_metadata(teacher, seed, data_seed, count, latent_size)
+    captions = list(captions) if captions is not None else train_captions(data_seed, count)
+    expected = pool_metadata(teacher, seed, data_seed, count, latent_size, captions)
     if path.is_file():
         return _read_pool(path, expected)
     latents = generate_latents(
         teacher,
-        train_captions(data_seed, count),
+        captions,
         pool_seeds(seed, count),
         latent_size,
         console,

@@ -41,7 +41,8 @@ class Stage(Protocol):
         the trainable modules hold the final weights (the EMA's, when the run keeps one).
     batches (optional method): batches(start, batch_size, rank, world_size) -> an endless
         iterator of this rank's batches from its sample `start` on, for a stage that reads its
-        own data (stages/unet.py reads --data); without it the Trainer reads the scenes.
+        own data (real_data.RealData: --data or --cache, for unet, distill and decoder);
+        without it the Trainer reads the scenes.
     run_settings (optional attribute): {name: JSON value} a resumed run must repeat (a stage
         with its own batches names its data and image size here).
     skips_blocks (optional attribute): True when a step may leave some trainable parameters

@@ -36,10 +36,9 @@ from sfmobile.errors import ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import DdimScheduler
 from sfmobile.tokenizer import ClipTokenizer
-from sfmobile.train.data.batches import cached_batches, image_batches
-from sfmobile.train.data.latent_cache import LatentCache
-from sfmobile.train.data.source import DataReport, DataSpec
-from sfmobile.train.sampling import encode_captions
+from sfmobile.train.data.images import Buckets
+from sfmobile.train.data.source import DataSpec
+from sfmobile.train.stages.real_data import RealData, conditioning
 from sfmobile.train.stages.robust import draw_skips, skippable_blocks, skipping
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 from sfmobile.weights.snapfusion_init import init_from_sd15
@@ -49,9 +48,8 @@ UNET_FOLDER = "unet"
 
 @dataclass(frozen=True)
 class UnetTrainConfig:
-    """noise_weight, distill_weight: the two loss terms (module docstring); data: `--data`, or
-    None with `cache`, a cache-latents folder made by the same teacher; image_size: what images
-    are resized and centre-cropped to (a multiple of 8)."""
+    """noise_weight, distill_weight: the two loss terms (module docstring); data, cache,
+    image_size, buckets: where the images come from (real_data.RealData)."""
 
     data: DataSpec | None = None
     cache: Path | None = None
@@ -60,12 +58,10 @@ class UnetTrainConfig:
     distill_weight: float = 1.0
     caption_dropout: float = 0.1
     robust_skip_prob: float = 0.0
+    buckets: Buckets | None = None
 
     def __post_init__(self) -> None:
-        if (self.data is None) == (self.cache is None):
-            raise ConfigError("give exactly one of --data and --cache")
-        if self.image_size < 8 or self.image_size % 8:
-            raise ConfigError(f"--image-size must be a multiple of 8, got {self.image_size}")
+        self.source()  # checks data, cache, image_size and buckets
         if (
             self.noise_weight < 0
             or self.distill_weight < 0
@@ -78,6 +74,9 @@ class UnetTrainConfig:
         for name in ("caption_dropout", "robust_skip_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def source(self) -> RealData:
+        return RealData(self.data, self.cache, self.image_size, self.buckets)
 
 
 class UnetStage:
@@ -100,15 +99,11 @@ class UnetStage:
         self.continues = None
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
-        self.cache = LatentCache(config.cache) if config.cache is not None else None
+        self.source = config.source()
         self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
         self.skippable = skippable_blocks(self.unet)
         self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
-        data = config.data
-        self.run_settings = {  # the Trainer refuses to resume with other values
-            "data": str(config.cache) if data is None else f"{data.path} ({data.format})",
-            "data_image_size": config.image_size,
-        }
+        self.run_settings = self.source.run_settings()  # a resume must repeat them
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
@@ -119,29 +114,7 @@ class UnetStage:
 
     def batches(self, start: int, batch_size: int, rank: int, world_size: int) -> Iterator[dict]:
         """This rank's batches from its sample `start` on (the Trainer's data hook)."""
-        if self.cache is not None:
-            return cached_batches(self.cache, batch_size, rank, world_size, start)
-        spec, size = self.config.data, self.config.image_size
-
-        def report(data: DataReport) -> None:
-            self.console.print(f"--data, one pass of rank {rank}: {data.summary()}")
-
-        return image_batches(spec, size, batch_size, rank, world_size, start, report)
-
-    @torch.no_grad()
-    def _conditioning(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """(scaled latents, text embeddings with captions dropped) of the batch."""
-        t = self.teacher
-        if "latents" in batch:
-            latents, text = batch["latents"], batch["text_embeddings"]
-        else:
-            latents = t.vae.encode(batch["image"]) * t.config.vae.scaling_factor
-            text = encode_captions(t.text_encoder, self.tokenizer, batch["caption"])
-        dropped = torch.rand(latents.shape[0], generator=generator) < self.config.caption_dropout
-        if dropped.any():
-            empty = encode_captions(t.text_encoder, self.tokenizer, [""])
-            text = torch.where(dropped[:, None, None], empty, text)
-        return latents, text
+        return self.source.batches(start, batch_size, rank, world_size, self.console)
 
     def loss(
         self,
@@ -150,7 +123,9 @@ class UnetStage:
         step: int,
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        latents, text = self._conditioning(batch, generator)
+        latents, text, _ = conditioning(
+            self.teacher, self.tokenizer, batch, self.config.caption_dropout, generator
+        )
         size = latents.shape[0]
         timesteps = torch.randint(
             0, self.scheduler.config.num_train_timesteps, (size,), generator=generator
