@@ -85,6 +85,21 @@ def test_bundle_compiled_for_one_soc_refuses_another(bundles):
         open_backend(bundles["w8a16"], "qnn", soc="sm8750")
 
 
+def test_contexts_of_another_qnn_release_are_refused_naming_both(bundles, monkeypatch):
+    """The bundle records the QNN SDK that compiled it; the installed plugin's QNN must be the
+    same major.minor (a patch release may differ), as the app checks with its qnn-runtime."""
+    import sfmobile.backends.qnn_backend as qnn_backend
+
+    compiled = json.loads((bundles["fp16"] / "manifest.json").read_text())["qnn"]["qnn_sdk"]
+    assert compiled.startswith("v" + qnn_backend.runtime_qnn_version().rsplit(".", 1)[0] + ".")
+    monkeypatch.setattr(qnn_backend, "runtime_qnn_version", lambda: "2.50.0")
+    with pytest.raises(BundleError, match=rf"compiled with QNN SDK {compiled}.*QNN 2\.50\.0"):
+        open_backend(bundles["fp16"], "qnn")
+    major_minor = ".".join(compiled.lstrip("v").split(".")[:2])
+    monkeypatch.setattr(qnn_backend, "runtime_qnn_version", lambda: f"{major_minor}.99")
+    assert open_backend(bundles["fp16"], "qnn").name == "qnn"
+
+
 def test_tampered_context_binary_is_caught_by_its_checksum(bundles, tmp_path):
     copy = shutil.copytree(bundles["fp16"], tmp_path / "copy")
     binary = copy / "decoder_ctx_qnn.bin"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
 
 import sfmobile.qnn.provider as provider
-from sfmobile.errors import InputError
+from sfmobile.errors import BundleError, InputError
+from sfmobile.qnn.provider import check_context_sdk
 from sfmobile.qnn.socs import SOCS, soc
 
 
@@ -30,3 +32,24 @@ def test_plugin_offers_an_htp_session_option_set():
     assert provider.qnn_devices()
     options = provider.htp_options(SOCS["SM8550"])
     assert options["htp_arch"] == "73" and options["soc_model"] == "43"
+
+
+@pytest.mark.parametrize(
+    ("compiled", "runtime", "accepted"),
+    [
+        ("v2.51.0.260929181845", "2.51.0", True),
+        ("v2.51.0.260929181845", "2.51.3", True),
+        ("2.51", "2.51.0", True),
+        ("v2.50.0.1", "2.51.0", False),
+        ("v3.51.0", "2.51.0", False),
+        ("unknown", "2.51.0", False),
+        ("v2.51.0\n", "2.51.0", True),
+        ("2.5", "2.51.0", False),
+    ],
+)
+def test_contexts_load_only_on_the_same_qnn_major_minor(compiled, runtime, accepted, tmp_path):
+    if accepted:
+        check_context_sdk(compiled, runtime, tmp_path)
+    else:
+        with pytest.raises(BundleError, match=f"compiled with QNN SDK {re.escape(compiled)}"):
+            check_context_sdk(compiled, runtime, tmp_path)

@@ -12,7 +12,7 @@ from sfmobile.backends.bundle_backend import model_info
 from sfmobile.backends.onnx_backend import OnnxBackend
 from sfmobile.bundle import Bundle
 from sfmobile.errors import BundleError
-from sfmobile.qnn.provider import htp_session
+from sfmobile.qnn.provider import check_context_sdk, htp_session, runtime_qnn_version
 from sfmobile.qnn.socs import soc as find_soc
 
 
@@ -36,6 +36,7 @@ class QnnBackend(OnnxBackend):
                 f"cannot run on {device.name} ({device.marketing_name}): export it again with "
                 f"--soc {device.name}"
             )
+        check_context_sdk(section["qnn_sdk"], runtime_qnn_version(), bundle.path)
         self.bundle = bundle
         self.info = model_info(bundle)
         # A node off the HTP was accepted at export (--allow-cpu-fallback) and recorded in the

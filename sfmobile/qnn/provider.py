@@ -7,11 +7,12 @@ backend is QNN's simulator: bit-faithful to the phone's NPU, far slower.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import onnxruntime as ort
 
-from sfmobile.errors import InputError
+from sfmobile.errors import BundleError, InputError
 from sfmobile.qnn.socs import Soc
 
 EP_NAME = "QNNExecutionProvider"
@@ -74,3 +75,31 @@ def htp_session(
         options.add_session_config_entry("ep.context_file_path", str(context_file))
     options.add_provider_for_devices(qnn_devices(), htp_options(soc))
     return ort.InferenceSession(str(model), options)
+
+
+def runtime_qnn_version() -> str:
+    """The QNN SDK release the installed onnxruntime-qnn carries (e.g. `2.51.0`)."""
+    qnn_devices()
+    from onnxruntime_qnn import build_and_package_info
+
+    return str(build_and_package_info.qnn_version)
+
+
+def major_minor(version: str) -> tuple[int, int] | None:
+    """(2, 51) of `2.51.0`, `v2.51.0.260929181845` or `2.51`; None for anything else."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)*", version.strip())
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def check_context_sdk(compiled: str, runtime: str, where: Path) -> None:
+    """Refuse contexts compiled by another QNN major.minor than the runtime that would load them:
+    QNN promises no compatibility of stored context binaries across releases, while patch
+    releases of one minor interoperate (the rule and its sources: android_app's QnnRuntime.kt,
+    which the phone applies with its qnn-runtime version)."""
+    bundle, ours = major_minor(compiled), major_minor(runtime)
+    if bundle is None or bundle != ours:
+        raise BundleError(
+            f"{where}: contexts compiled with QNN SDK {compiled}, but the installed "
+            f"onnxruntime-qnn carries QNN {runtime}: export the bundle again with this "
+            "onnxruntime-qnn, or install one built on the bundle's QNN release"
+        )
