@@ -10,8 +10,12 @@ import typer
 from sfmobile.cli.app import app, user_errors_exit_2
 from sfmobile.cli.train_cmd import (
     CHECKPOINT_EVERY,
+    DEVICE,
+    GRAD_ACCUMULATION,
+    GRADIENT_CHECKPOINTING,
     IMAGE_SIZE,
     LOG_EVERY,
+    PRECISION,
     SEED,
     STOP_AFTER,
     THREADS,
@@ -54,6 +58,10 @@ def distill(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Distil a v-prediction teacher into a --steps-step student; writes OUT/student/."""
@@ -85,6 +93,10 @@ def distill(
         ema_decay=ema_decay,
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
     )
     stage = DistillStage(model, config, seed=seed)
     run_stage(stage, train_config, stage_console(), out / STUDENT_FOLDER)

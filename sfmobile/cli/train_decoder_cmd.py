@@ -10,8 +10,12 @@ import typer
 from sfmobile.cli.app import user_errors_exit_2
 from sfmobile.cli.train_cmd import (
     CHECKPOINT_EVERY,
+    DEVICE,
+    GRAD_ACCUMULATION,
+    GRADIENT_CHECKPOINTING,
     IMAGE_SIZE,
     LOG_EVERY,
+    PRECISION,
     SEED,
     STOP_AFTER,
     THREADS,
@@ -64,6 +68,10 @@ def train_decoder(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Stage 4: train a half-channel VAE decoder to reproduce the teacher's decoder; writes
@@ -87,6 +95,10 @@ def train_decoder(
         lr_schedule="cosine",
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
     )
     if pool_size < 1:
         raise InputError(f"--pool-size must be >= 1, got {pool_size}")

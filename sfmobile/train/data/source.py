@@ -9,18 +9,18 @@ Sharding: reader (rank, worker) of world_size x num_workers takes every readers-
 unit is a shard for WebDataset and a sample for listed sources (folder, JSONL, CSV, which count
 as one shard), so ranks and workers never read the same sample. Resuming: every example carries
 `next_position`; a reader opened with start=that position yields exactly the samples that
-followed it. Unreadable images and missing or empty captions are skipped and counted in
-`reader.report`, never fatal.
+followed it. Unreadable images, missing or empty captions and damaged tar shards (the rest of
+the shard) are skipped and counted in `reader.report`, never fatal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from sfmobile.errors import InputError
 from sfmobile.train.data import records, shards
@@ -77,24 +77,49 @@ class Example:
 
 @dataclass
 class DataReport:
-    """What one reader read and skipped; `skipped_examples` names the first few skipped."""
+    """What one reader read and skipped; `skipped_examples` names the first few skipped samples,
+    `corrupt_shards` every tar shard that could not be read to its end (its samples before the
+    damage are kept). Plain numbers and strings: it travels from DataLoader workers with each
+    batch and into train_state.pt (asdict / DataReport(**fields))."""
 
     yielded: int = 0
     unreadable_images: int = 0
     missing_captions: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    corrupt_shards: list[str] = field(default_factory=list)
 
     def skip(self, kind: str, key: str, reason: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
         if len(self.skipped_examples) < EXAMPLES_KEPT:
             self.skipped_examples.append(f"{key}: {reason}")
 
+    def corrupt_shard(self, shard: str, reason: str) -> None:
+        """Count a damaged shard once, however often a pass or a resume reaches it again."""
+        if not any(entry.startswith(f"{shard}: ") for entry in self.corrupt_shards):
+            self.corrupt_shards.append(f"{shard}: {reason}")
+
+    @classmethod
+    def merged(cls, reports: Iterable[DataReport]) -> DataReport:
+        """One report for several readers (workers, ranks): counts added, names kept."""
+        total = cls()
+        for report in reports:
+            total.yielded += report.yielded
+            total.unreadable_images += report.unreadable_images
+            total.missing_captions += report.missing_captions
+            kept = EXAMPLES_KEPT - len(total.skipped_examples)
+            total.skipped_examples += report.skipped_examples[: max(kept, 0)]
+            total.corrupt_shards += report.corrupt_shards
+        return total
+
     def summary(self) -> str:
         line = (
             f"{self.yielded} samples read, skipped {self.unreadable_images} unreadable images "
             f"and {self.missing_captions} missing or empty captions"
         )
-        return line + "".join(f"\n  skipped {e}" for e in self.skipped_examples)
+        if self.corrupt_shards:
+            line += f", {len(self.corrupt_shards)} corrupt shards (their remaining samples)"
+        details = [*self.skipped_examples, *self.corrupt_shards]
+        return line + "".join(f"\n  skipped {e}" for e in details)
 
 
 @dataclass(frozen=True)
@@ -174,10 +199,15 @@ class ImageCaptionReader:
             if shard % self.readers != self.reader:
                 continue
             skip = self.start.offset if shard == self.start.shard else 0
-            for index, sample in shards.shard_samples(self.shards[shard], skip):
-                key = f"{Path(self.shards[shard]).name}/{sample['__key__']}"
-                image, caption = shards.image_bytes(sample), shards.caption_text(sample)
-                yield key, image, caption, StreamPosition(shard, index + 1)
+            samples = shards.shard_samples(self.shards[shard], skip)
+            try:
+                for index, sample in samples:
+                    key = f"{Path(self.shards[shard]).name}/{sample['__key__']}"
+                    image, caption = shards.image_bytes(sample), shards.caption_text(sample)
+                    yield key, image, caption, StreamPosition(shard, index + 1)
+            except shards.CorruptShard as error:
+                self.report.corrupt_shard(self.shards[shard], error.reason)
+                warnings.warn(f"--data: skipping the rest of {error}", stacklevel=1)
 
 
 def _list_records(format: str, path: Path) -> list[records.Record]:
@@ -202,46 +232,3 @@ def open_image_captions(
     """The stream of one (rank, worker); its `.report` counts what it skipped."""
     slot = ReaderSlot(rank, world_size, worker, num_workers)
     return ImageCaptionReader(spec, image_size, slot, start)
-
-
-class ImageCaptionStream(IterableDataset):
-    """A DataLoader view: each worker opens its own reader; items are dicts ("image", "caption",
-    "key", "worker", "shard", "offset") so a trainer can keep each worker's next position and
-    resume with starts={worker: StreamPosition(shard, offset)}. Skip counts stay in the worker
-    processes (run with num_workers=0 to read `last_report`)."""
-
-    def __init__(
-        self,
-        spec: DataSpec,
-        image_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-        starts: Mapping[int, StreamPosition] | None = None,
-    ) -> None:
-        super().__init__()
-        self.spec, self.image_size, self.rank, self.world_size = spec, image_size, rank, world_size
-        self.starts = dict(starts or {})
-        self.last_report: DataReport | None = None
-
-    def __iter__(self) -> Iterator[dict]:
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        reader = open_image_captions(
-            self.spec,
-            self.image_size,
-            self.rank,
-            self.world_size,
-            worker,
-            num_workers,
-            self.starts.get(worker),
-        )
-        self.last_report = reader.report
-        for example in reader:
-            yield {
-                "image": example.image,
-                "caption": example.caption,
-                "key": example.key,
-                "worker": worker,
-                "shard": example.next_position.shard,
-                "offset": example.next_position.offset,
-            }

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
 from torch import nn
 
 from sfmobile.config import UNetConfig, check_unet_fits
@@ -36,9 +35,9 @@ from sfmobile.errors import ConfigError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import DdimScheduler
 from sfmobile.tokenizer import ClipTokenizer
-from sfmobile.train.data.batches import cached_batches, image_batches
+from sfmobile.train.data.batches import StreamOptions, cached_batches, image_batches
 from sfmobile.train.data.latent_cache import LatentCache
-from sfmobile.train.data.source import DataReport, DataSpec
+from sfmobile.train.data.source import DataSpec
 from sfmobile.train.sampling import encode_captions
 from sfmobile.train.stages.robust import draw_skips, skippable_blocks, skipping
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
@@ -101,7 +100,6 @@ class UnetStage:
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
         self.cache = LatentCache(config.cache) if config.cache is not None else None
-        self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
         self.skippable = skippable_blocks(self.unet)
         self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
         data = config.data
@@ -117,16 +115,19 @@ class UnetStage:
         t = self.teacher
         return {"teacher_unet": t.unet, "text_encoder": t.text_encoder, "vae": t.vae}
 
-    def batches(self, start: int, batch_size: int, rank: int, world_size: int) -> Iterator[dict]:
+    def batches(
+        self,
+        start: int,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        stream: StreamOptions | None = None,
+    ) -> Iterator[dict]:
         """This rank's batches from its sample `start` on (the Trainer's data hook)."""
         if self.cache is not None:
             return cached_batches(self.cache, batch_size, rank, world_size, start)
         spec, size = self.config.data, self.config.image_size
-
-        def report(data: DataReport) -> None:
-            self.console.print(f"--data, one pass of rank {rank}: {data.summary()}")
-
-        return image_batches(spec, size, batch_size, rank, world_size, start, report)
+        return image_batches(spec, size, batch_size, rank, world_size, start, stream)
 
     @torch.no_grad()
     def _conditioning(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
