@@ -20,7 +20,7 @@ from sfmobile.cli.app import _register_commands
 from sfmobile.errors import InputError
 from sfmobile.models.unet import UNet
 from sfmobile.models.vae import AutoencoderKL
-from sfmobile.train.engine.checkpointing import checkpointed_units
+from sfmobile.train.engine.checkpointing import checkpointing
 from sfmobile.train.engine.device import resolve_device
 from sfmobile.train.engine.loop import TrainConfig, Trainer, step_generator
 from sfmobile.train.engine.train_state import METRICS_FILE, STATE_FILE, MetricsLog, load_state
@@ -182,12 +182,20 @@ def unet_loss(unet: UNet, seed: int = 0) -> torch.Tensor:
     return nn.functional.mse_loss(unet(sample, torch.tensor([10.0, 500.0]), text), target)
 
 
-def gradients(unet: UNet, names: list[str] = ()) -> dict[str, torch.Tensor]:
+def gradients(unet: UNet, names: list[str] = ()) -> tuple[dict[str, torch.Tensor], int]:
+    """(the parameters' gradients, elements the forward pass kept for backward)."""
     unet.zero_grad(set_to_none=True)
-    with skipping(unet, list(names)):
+    kept = []
+    with (
+        torch.autograd.graph.saved_tensors_hooks(
+            lambda t: kept.append(t.numel()) or t, lambda t: t
+        ),
+        skipping(unet, list(names)),
+    ):
         loss = unet_loss(unet)
     loss.backward()  # after the skips are undone, as in the Trainer
-    return {k: p.grad.clone() for k, p in unet.named_parameters() if p.grad is not None}
+    grads = {k: p.grad.clone() for k, p in unet.named_parameters() if p.grad is not None}
+    return grads, sum(kept)
 
 
 @pytest.mark.parametrize("skipped", [False, True], ids=["all-blocks", "robust-skips"])
@@ -195,11 +203,12 @@ def test_gradient_checkpointing_gives_the_gradients_of_the_plain_unet(skipped):
     torch.manual_seed(0)
     unet = UNet(TINY_UNET)
     names = skippable_blocks(unet)[::2] if skipped else []
-    plain = gradients(unet, names)
-    assert checkpointed_units({"unet": unet}) == sum(
-        len(stage.units) for stage in [*TINY_UNET.down, TINY_UNET.mid, *TINY_UNET.up]
-    )
-    checkpointed = gradients(unet, names)
+    plain, plain_kept = gradients(unet, names)
+    with checkpointing({"unet": unet}) as count:
+        checkpointed, checkpointed_kept = gradients(unet, names)
+    assert checkpointed_kept < plain_kept / 2  # the units' activations were not kept
+    assert count == sum(len(s.units) for s in [*TINY_UNET.down, TINY_UNET.mid, *TINY_UNET.up])
+    assert all("forward" not in m.__dict__ for m in unet.modules())  # plain again after
     assert checkpointed.keys() == plain.keys()
     for key in plain:
         torch.testing.assert_close(checkpointed[key], plain[key], rtol=1e-5, atol=1e-7, msg=key)
@@ -233,6 +242,19 @@ def test_cuda_without_a_gpu_is_a_one_line_error(monkeypatch, tmp_path):
     )
     assert outcome.exit_code == 2 and "--device cuda: torch sees no CUDA GPU" in outcome.output
     assert not (tmp_path / "v" / STATE_FILE).exists()
+
+
+def test_torchrun_processes_take_their_local_rank_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setenv("LOCAL_RANK", "5")
+    assert resolve_device("cuda", distributed=True) == torch.device("cuda", 5)
+    assert resolve_device("cuda") == torch.device("cuda", 0)  # one process: the first GPU
+    with pytest.raises(InputError, match="every process would use GPU 2"):
+        resolve_device("cuda:2", distributed=True)
+    monkeypatch.setenv("LOCAL_RANK", "8")
+    with pytest.raises(InputError, match="GPU 8 asked, torch sees 8"):
+        resolve_device("cuda", distributed=True)
 
 
 def test_metrics_give_samples_per_second_of_all_micro_batches(tmp_path):

@@ -23,12 +23,23 @@ from torch.utils.checkpoint import checkpoint
 from sfmobile.models.unet import Unit
 
 
-def checkpointed_units(modules: dict[str, nn.Module]) -> int:
-    """Make every UNet unit inside `modules` checkpoint its forward; returns how many."""
-    units = [m for module in modules.values() for m in module.modules() if isinstance(m, Unit)]
+def unet_units(modules: dict[str, nn.Module]) -> list[Unit]:
+    """Every UNet unit inside `modules`, in module order."""
+    return [m for module in modules.values() for m in module.modules() if isinstance(m, Unit)]
+
+
+@contextmanager
+def checkpointing(modules: dict[str, nn.Module]) -> Iterator[int]:
+    """Within it, every UNet unit inside `modules` checkpoints its forward (yields how many);
+    after it the units are plain again (an export or evaluation sees the model as built)."""
+    units = unet_units(modules)
     for unit in units:
         unit.forward = _checkpointed(unit)
-    return len(units)
+    try:
+        yield len(units)
+    finally:
+        for unit in units:
+            del unit.forward
 
 
 def _checkpointed(unit: Unit) -> Callable[..., torch.Tensor]:

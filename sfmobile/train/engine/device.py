@@ -45,6 +45,11 @@ def resolve_device(name: str, distributed: bool = False) -> torch.device:
             f"--device {name}: torch sees no CUDA GPU (torch {torch.__version__}, "
             f"CUDA build: {torch.version.cuda or 'none'}); use --device cpu"
         )
+    if device.index is not None and distributed:
+        raise InputError(
+            f"--device {name} under torchrun: every process would use GPU {device.index}; "
+            "use --device cuda (each process takes cuda:LOCAL_RANK)"
+        )
     if device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if distributed else 0)
     if device.index >= torch.cuda.device_count():

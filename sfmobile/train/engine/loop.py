@@ -43,7 +43,7 @@ from sfmobile.errors import InputError, SfmobileError
 from sfmobile.train.data.batches import StreamOptions
 from sfmobile.train.engine import device as devices
 from sfmobile.train.engine import distributed
-from sfmobile.train.engine.checkpointing import checkpointed_units
+from sfmobile.train.engine.checkpointing import checkpointing, unet_units
 from sfmobile.train.engine.ema import Ema
 from sfmobile.train.engine.metrics import Scalars, Window, data_fields, data_totals
 from sfmobile.train.engine.run_control import ProgressBar, StopRequest
@@ -103,7 +103,7 @@ class Trainer:
         self.device = self.ranks.device
         self.all_modules = [*self.modules.values(), *frozen.values()]
         devices.move_stage(stage, self.all_modules, self.device)
-        if config.gradient_checkpointing and not checkpointed_units(self.modules):
+        if config.gradient_checkpointing and not unet_units(self.modules):
             raise InputError(f"--gradient-checkpointing: {stage.name} trains no UNet to checkpoint")
         self.scaler = devices.grad_scaler(self.device, config.precision)
         self.data_state: dict | None = None  # the --data stream after the last batch trained
@@ -136,7 +136,9 @@ class Trainer:
         end = min(config.steps, config.stop_after or config.steps)
         interrupted = False
         if step < end:
-            step, interrupted = self._train(step, end)
+            plain = not config.gradient_checkpointing
+            with contextlib.nullcontext() if plain else checkpointing(self.modules):
+                step, interrupted = self._train(step, end)
         finished = step >= config.steps
         if finished and ranks.is_main:
             if self.ema is not None:
@@ -308,9 +310,10 @@ class Trainer:
                 context.enter_context(entered)
             with devices.computing_on(self.device), devices.autocast(self.device, config.precision):
                 loss, metrics = self.stage.loss(wrapped, batch, step, generator)
-            loss = loss.float() / count if count > 1 else loss.float()
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-        return loss * count, metrics
+            loss = loss.float()
+            share = loss / count if count > 1 else loss  # the step's gradient: their mean
+            (self.scaler.scale(share) if self.scaler is not None else share).backward()
+        return loss, metrics
 
     def _log(self, step: int, window: Window, batch: Batch) -> dict[str, Any]:
         """Append the window's means (over its steps and over ranks), its speed and the --data
