@@ -284,5 +284,11 @@ def test_cli_passes_the_gpu_options_to_the_trainer(vae_dir, tmp_path):
 
 def test_tensorboard_scalars_beside_metrics_when_installed(tmp_path):
     pytest.importorskip("torch.utils.tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     Trainer(RegressionStage(), config(tmp_path)).run()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    losses = [(e.step, e.value) for e in events.Scalars("loss")]
+    expected = [(r["step"], r["loss"]) for r in MetricsLog(tmp_path / METRICS_FILE).records()]
+    assert losses == [(step, pytest.approx(loss, rel=1e-6)) for step, loss in expected]
+    assert "samples_per_second" in events.Tags()["scalars"]
