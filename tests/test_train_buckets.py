@@ -1,4 +1,4 @@
-"""Aspect-ratio buckets (train/data/images.Buckets, train/data/bucketed.py): each image goes to the
+"""Aspect-ratio buckets (train/data/images.Buckets, train/data/batches.py): each image goes to the
 bucket nearest its aspect ratio, is resized to cover it and centre-cropped, and every batch holds
 one bucket's images. References: hand-derived assignments and batch order, PIL's own bicubic
 resize, a fresh stream for a resumed one, an uninterrupted training run for a resumed one."""
@@ -13,7 +13,7 @@ from reference_pipelines import build_tiny_reference
 from tiny_data import CAPTIONS, write_photos
 
 from sfmobile.errors import ConfigError, InputError
-from sfmobile.train.data.bucketed import bucketed_batches
+from sfmobile.train.data.batches import StreamOptions, image_batches
 from sfmobile.train.data.images import Buckets, load_image
 from sfmobile.train.data.source import DataSpec
 from sfmobile.train.engine.loop import TrainConfig, Trainer
@@ -74,7 +74,7 @@ def test_a_bucketed_image_is_resized_to_cover_its_bucket_and_centre_cropped(phot
 
 
 def test_every_batch_is_one_buckets_and_no_image_is_dropped(photos) -> None:
-    stream = bucketed_batches(DataSpec(str(photos)), BUCKETS, 2, 0, 1, 0)
+    stream = image_batches(DataSpec(str(photos)), BUCKETS, 2, 0, 1, 0)
     batches = [next(stream) for _ in range(6)]
     # Buckets fill in reading order: tall (0, 3), then square (2, 4), then wide (1, 5).
     expected = [([0, 3], TALL), ([2, 4], SQUARE), ([1, 5], WIDE)] * 2
@@ -86,9 +86,9 @@ def test_every_batch_is_one_buckets_and_no_image_is_dropped(photos) -> None:
 
 def test_a_bucketed_stream_resumes_at_the_batch_it_stopped_at(photos) -> None:
     spec = DataSpec(str(photos))
-    fresh = bucketed_batches(spec, BUCKETS, 2, 0, 1, 0)
+    fresh = image_batches(spec, BUCKETS, 2, 0, 1, 0)
     expected = [next(fresh) for _ in range(4)][2:]
-    resumed = bucketed_batches(spec, BUCKETS, 2, 0, 1, 4)
+    resumed = image_batches(spec, BUCKETS, 2, 0, 1, 4)
     for want in expected:
         got = next(resumed)
         assert got["caption"] == want["caption"]
@@ -96,8 +96,25 @@ def test_a_bucketed_stream_resumes_at_the_batch_it_stopped_at(photos) -> None:
         assert torch.equal(got["index"], want["index"])
 
 
+def test_a_bucketed_stream_of_two_workers_resumes_from_its_saved_state(photos) -> None:
+    # Each worker buckets its own share (img0, 2, 4 / img1, 3, 5); a resume from the state of
+    # the third batch replays each worker's share and gives the batches that followed it.
+    spec = DataSpec(str(photos))
+    fresh = image_batches(spec, BUCKETS, 2, 0, 1, 0, StreamOptions(workers=2))
+    batches = [next(fresh) for _ in range(6)]
+    assert {b["image"].shape[2:] for b in batches} == {SQUARE, TALL, WIDE}
+    saved = batches[2]["data_state"]
+    assert [reader["batches"] for reader in saved["readers"]] == [2, 1]
+    resumed = image_batches(spec, BUCKETS, 2, 0, 1, 6, StreamOptions(2, resume=saved))
+    for want in batches[3:]:
+        got = next(resumed)
+        assert got["caption"] == want["caption"]
+        assert torch.equal(got["image"], want["image"])
+        assert got["data_state"] == want["data_state"]
+
+
 def test_ranks_bucket_their_own_share(photos) -> None:
-    rank1 = bucketed_batches(DataSpec(str(photos)), BUCKETS, 2, 1, 2, 0)
+    rank1 = image_batches(DataSpec(str(photos)), BUCKETS, 2, 1, 2, 0)
     first = next(rank1)  # rank 1 reads img1, img3, img5: wide, tall, wide
     assert first["caption"] == [CAPTIONS[1], CAPTIONS[5]]
     assert first["image"].shape[2:] == WIDE

@@ -6,15 +6,18 @@ the samples that followed its position."""
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
 from sfmobile.errors import InputError
+from sfmobile.train.data import source
+from sfmobile.train.data.batches import StreamOptions, image_batches, stream_report
 from sfmobile.train.data.source import (
+    DataReport,
     DataSpec,
-    ImageCaptionStream,
     StreamPosition,
     open_image_captions,
 )
@@ -193,13 +196,6 @@ def test_resume_inside_one_rank_skips_only_that_ranks_samples(shards):
     assert _names(rest) == _names(full[1:]) == ["g_thirds"]
 
 
-def test_dataloader_batches_images_captions_and_positions(folder):
-    stream = ImageCaptionStream(DataSpec(str(folder)), SIZE)
-    batch = next(iter(torch.utils.data.DataLoader(stream, batch_size=3)))
-    assert batch["image"].shape == (3, 3, SIZE, SIZE)
-    assert len(batch["caption"]) == 3 and batch["offset"].tolist() == sorted(batch["offset"])
-
-
 def test_bad_specs_name_the_path(tmp_path):
     with pytest.raises(InputError, match="nothing-here"):
         DataSpec(str(tmp_path / "nothing-here")).resolved_format()
@@ -223,3 +219,71 @@ def test_truncated_jpeg_is_skipped(tmp_path):
     examples, report = _read(DataSpec(str(tmp_path)))
     assert examples == [] and report.unreadable_images == 1
     assert "cut.jpg" in report.skipped_examples[0]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-a-tar"])
+def test_a_damaged_shard_is_skipped_counted_and_named(shards, damage):
+    good = (shards.parent / "shard-000.tar").read_bytes()
+    bad = shards.parent / "shard-002.tar"
+    bad.write_bytes(good[: len(good) // 2] if damage == "truncated" else b"garbage " * 100)
+    spec = DataSpec(str(shards.parent / "shard-{000..002}.tar"))
+    with pytest.warns(UserWarning, match="shard-002.tar: not a readable tar shard"):
+        examples, report = _read(spec)
+    assert _names(examples)[: len(GOOD)] == GOOD  # the two good shards, whole
+    assert len(report.corrupt_shards) == 1 and "shard-002.tar" in report.corrupt_shards[0]
+    assert "1 corrupt shards" in report.summary()
+
+
+def test_a_damaged_shard_counts_once_in_a_merged_report(shards):
+    report = DataReport()
+    for _ in range(2):  # a second pass (or a resume) meets the same shard again
+        report.corrupt_shard("s/002.tar", "unexpected end of data")
+    merged = DataReport.merged([report, DataReport(unreadable_images=2)])
+    assert (len(merged.corrupt_shards), merged.unreadable_images) == (1, 2)
+
+
+def _batches(folder, count, **stream):
+    batches = image_batches(DataSpec(str(folder)), SIZE, 1, 0, 1, stream.pop("start", 0),
+                            StreamOptions(**stream))  # fmt: skip
+    return [next(batches) for _ in range(count)]
+
+
+def test_workers_deal_the_samples_and_carry_their_skip_counts(folder):
+    batches = _batches(folder, 6, workers=2)
+    # reader 0 takes records 0, 2, 4, 6 (a_red, c_corrupt, e_white, sub/f_yellow), reader 1
+    # records 1, 3, 5 (b_green, d_blue, g_thirds); the DataLoader takes them in turn
+    assert [b["caption"][0] for b in batches] == [
+        "a red square", "a green square", "a yellow square", "three bands",
+        "a red square", "a green square",
+    ]  # fmt: skip
+    assert [int(b["index"]) for b in batches] == list(range(6))
+    report = stream_report(batches[3]["data_state"])  # both readers through one pass
+    assert (report.yielded, report.unreadable_images, report.missing_captions) == (4, 1, 2)
+
+
+def test_a_resumed_stream_with_workers_continues_with_the_same_batches(folder):
+    whole = _batches(folder, 7, workers=2)
+    for k in (0, 1, 2, 4):  # resumed after the k-th batch, in either worker's turn
+        state = whole[k]["data_state"]
+        rest = _batches(folder, 2, workers=2, resume=state, start=k + 1)
+        for resumed, original in zip(rest, whole[k + 1 :], strict=False):
+            assert resumed["caption"] == original["caption"]
+            assert torch.equal(resumed["image"], original["image"])
+            assert torch.equal(resumed["index"], original["index"])
+    assert stream_report(whole[6]["data_state"]).unreadable_images == 2  # the second pass's
+
+
+def test_resume_seeks_to_its_position_without_decoding_what_came_before(folder, monkeypatch):
+    whole = _batches(folder, 3)
+    decoded = []
+    real = source.load_image
+    monkeypatch.setattr(source, "load_image", lambda *a: decoded.append(a[0]) or real(*a))
+    (resumed,) = _batches(folder, 1, resume=whole[1]["data_state"], start=2)
+    assert resumed["caption"] == whole[2]["caption"]
+    assert [Path(p).name for p in decoded] == ["c_corrupt.png", "g_thirds.png"]  # from b_green on
+
+
+def test_resume_with_another_worker_count_is_refused(folder):
+    state = _batches(folder, 1, workers=2)[0]["data_state"]
+    with pytest.raises(InputError, match="2 readers per rank, this run 1"):
+        _batches(folder, 1, resume=state, start=1)

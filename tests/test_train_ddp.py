@@ -12,8 +12,12 @@ Two references:
   the sample's scene index here, not from the (seed, rank, step) generator, so that one process
   and two draw the same noise for the same scene.
 
+The second reference also holds with --grad-accumulation 2 on the ranks (batch 1 each, two
+micro-batches a step, DDP all-reducing on the second only): still 4 scenes a step, the same 4.
+
 This file is also the script torchrun runs: `python -m torch.distributed.run --standalone
---nproc_per_node=2 tests/test_train_ddp.py MODE VAE_DIR OUT` (MODE: teacher | per-sample).
+--nproc_per_node=2 tests/test_train_ddp.py MODE VAE_DIR OUT` (MODE: teacher | per-sample |
+accumulated).
 """
 
 import os
@@ -21,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tiny_models
 import torch
 import torch.nn.functional as F
@@ -64,7 +69,15 @@ def train(mode: str, vae_dir: Path, out: Path, batch_size: int = BATCH) -> None:
     stage_type = TeacherStage if mode == "teacher" else PerSampleNoiseTeacher
     caption_dropout = 0.1 if mode == "teacher" else 0.0
     stage = stage_type(load_vae(vae_dir), TINY_UNET, TINY_TEXT, 0, caption_dropout)
-    config = TrainConfig(out=out, steps=STEPS, batch_size=batch_size, log_every=1, lr=1e-3)
+    micro = 2 if mode == "accumulated" else 1
+    config = TrainConfig(
+        out=out,
+        steps=STEPS,
+        batch_size=batch_size // micro,
+        grad_accumulation=micro,
+        log_every=1,
+        lr=1e-3,
+    )
     Trainer(stage, config).run()
 
 
@@ -94,10 +107,11 @@ def test_two_ranks_keep_identical_weights_and_read_different_scenes(tmp_path):
     assert load_checkpoint(out / "teacher").scheduler.prediction_type == "v_prediction"
 
 
-def test_two_ranks_end_with_the_weights_of_one_process_with_the_global_batch(tmp_path):
+@pytest.mark.parametrize("mode", ["per-sample", "accumulated"])
+def test_two_ranks_end_with_the_weights_of_one_process_with_the_global_batch(tmp_path, mode):
     torch.manual_seed(0)
     save_vae(AutoencoderKL(TINY_VAE), tmp_path / "vae")
-    torchrun("per-sample", tmp_path / "vae", tmp_path / "two")
+    torchrun(mode, tmp_path / "vae", tmp_path / "two")
     train("per-sample", tmp_path / "vae", tmp_path / "one", batch_size=2 * BATCH)
 
     two = MetricsLog(tmp_path / "two" / METRICS_FILE).records()

@@ -220,13 +220,15 @@ def run_config(out, **overrides) -> TrainConfig:
     return TrainConfig(out=out, **{**base, **overrides})
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
 @pytest.mark.parametrize("buckets", [None, BUCKETS], ids=["square", "buckets"])
 @pytest.mark.parametrize("stage_name", ["distill", "decoder"])
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
-    stage_name, buckets, teacher_dir, photos, tmp_path
+    stage_name, buckets, workers, teacher_dir, photos, tmp_path
 ):
     """3 steps at once against 2 steps, stop, resume for the last one: same weights, same
-    logged losses (all finite). With buckets the batches differ in shape from step to step."""
+    logged losses (all finite). With buckets the batches differ in shape from step to step;
+    with 2 DataLoader workers the resume starts each worker from its saved stream state."""
 
     def stage(out):
         if stage_name == "distill":
@@ -235,10 +237,10 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
 
     folder = STUDENT_FOLDER if stage_name == "distill" else DECODER_FOLDER
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert Trainer(stage(whole), run_config(whole)).run().finished
-    first = Trainer(stage(split), run_config(split, stop_after=2)).run()
+    assert Trainer(stage(whole), run_config(whole, data_workers=workers)).run().finished
+    first = Trainer(stage(split), run_config(split, stop_after=2, data_workers=workers)).run()
     assert first.step == 2 and (split / STATE_FILE).is_file() and not (split / folder).exists()
-    assert Trainer(stage(split), run_config(split)).run().finished
+    assert Trainer(stage(split), run_config(split, data_workers=workers)).run().finished
     files = sorted(p.name for p in (whole / folder).glob("*.safetensors"))
     assert files, f"no weights in {whole / folder}"
     for name in files:
@@ -261,7 +263,7 @@ def test_distill_cli_takes_a_compvis_teacher_and_data(photos, tmp_path):
             "tiny", "--data", str(photos), "--image-size", str(SIZE), "--steps", "2",
             "--teacher-steps", "4", "--train-steps", "2", "--batch-size", "2", "--out",
             str(tmp_path / "run"), "--threads", "1", "--buckets", BUCKETS.text(), "--log-every",
-            "1"]  # fmt: skip
+            "1", "--data-workers", "2"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     student = load_model(tmp_path / "run" / STUDENT_FOLDER)
@@ -270,6 +272,10 @@ def test_distill_cli_takes_a_compvis_teacher_and_data(photos, tmp_path):
     assert student.scheduler.default_steps == 2
     records = MetricsLog(tmp_path / "run" / METRICS_FILE).records()
     assert len(records) == 2 and all(np.isfinite(r["loss"]) for r in records)
+    # --data-workers 2: a step's batch from each worker in turn, each worker bucketing its
+    # share; worker 0 (img0 tall, img2 and img4 square) and worker 1 (img1 wide, img3 tall,
+    # img5 wide) each read 3 images for their first batch
+    assert records[-1]["data_samples_read"] == 6
 
 
 def test_decoder_cli_takes_a_diffusers_teacher_and_data(teacher_dir, photos, tmp_path):

@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
 from sfmobile.errors import ConfigError, InputError
-from sfmobile.train.data.batches import image_batches
+from sfmobile.train.data.batches import image_batches, stream_report
 from sfmobile.train.data.latent_cache import CacheConfig, write_latent_cache
 from sfmobile.train.data.source import DataSpec, open_image_captions
 from sfmobile.train.engine.loop import TrainConfig, Trainer
-from sfmobile.train.engine.train_state import METRICS_FILE, MetricsLog
+from sfmobile.train.engine.train_state import METRICS_FILE, STATE_FILE, MetricsLog, load_state
 from sfmobile.train.stages.unet import UNET_FOLDER, UnetStage, UnetTrainConfig
 from sfmobile.weights import load_model
 from sfmobile.weights.safe_io import read_tensors
@@ -175,17 +175,21 @@ def test_batches_cycle_over_epochs_and_ranks_read_disjoint_samples(teacher_dir, 
     assert torch.equal(next(stage.batches(4, 4, 0, 2))["image"], second["image"])
 
 
-def test_unreadable_images_and_empty_captions_are_skipped_and_reported(photos, tmp_path):
+def test_unreadable_images_and_empty_captions_are_skipped_and_counted_in_each_pass(
+    photos, tmp_path
+):
     folder = tmp_path / "photos"
     shutil.copytree(photos, folder)
     (folder / "img0.jpg").write_bytes(b"not a jpeg at all")
     (folder / "img1.txt").write_text("   ")
-    reports = []
-    stream = image_batches(DataSpec(str(folder)), SIZE, 4, 0, 1, 0, reports.append)
+    stream = image_batches(DataSpec(str(folder)), SIZE, 4, 0, 1, 0)
     first, second = next(stream), next(stream)
     assert first["caption"] + second["caption"][:1] == CAPTIONS[2:] + CAPTIONS[2:3]
-    assert len(reports) == 1
-    assert (reports[0].unreadable_images, reports[0].missing_captions) == (1, 1)
+    counts = []
+    for batch in (first, second):  # the second batch starts the second pass: counted again
+        report = stream_report(batch["data_state"])
+        counts.append((report.unreadable_images, report.missing_captions, report.yielded))
+    assert counts == [(1, 1, 4), (2, 2, 8)]
 
 
 def run_config(out, **overrides) -> TrainConfig:
@@ -207,6 +211,38 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(teacher_dir, 
     losses = [r["loss"] for r in MetricsLog(whole / METRICS_FILE).records()]
     assert [r["loss"] for r in MetricsLog(split / METRICS_FILE).records()] == losses
     assert all(np.isfinite(losses))
+
+
+def test_workers_resume_at_their_stream_positions_and_skips_reach_the_metrics(
+    teacher_dir, photos, tmp_path
+):
+    """Two DataLoader workers per process: the resumed run seeks each worker's reader to the
+    saved position and still ends with the uninterrupted run's weights; what the workers
+    skipped (one corrupt image, one empty caption per pass) is in metrics.jsonl."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    (folder / "img0.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "img3.txt").write_text("")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    stage = lambda: make_stage(teacher_dir, folder)  # noqa: E731
+    Trainer(stage(), run_config(whole, data_workers=2)).run()
+    Trainer(stage(), run_config(split, data_workers=2, stop_after=2)).run()
+    saved = load_state(split / STATE_FILE).data
+    assert len(saved) == 1 and len(saved[0]["readers"]) == 2  # one rank, two readers
+    Trainer(stage(), run_config(split, data_workers=2)).run()
+    expected = read_tensors(whole / UNET_FOLDER / "model.safetensors")
+    actual = read_tensors(split / UNET_FOLDER / "model.safetensors")
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    records = MetricsLog(split / METRICS_FILE).records()
+    assert [r["loss"] for r in records] == [
+        r["loss"] for r in MetricsLog(whole / METRICS_FILE).records()
+    ]
+    # 4 steps of 2 samples, a batch from each reader in turn: reader 0 (img0, img2, img4) read
+    # its good two twice and met img0 twice; reader 1 (img1, img3, img5) met img3 twice
+    last = records[-1]
+    assert (last["data_samples_read"], last["data_unreadable_images"]) == (8, 2)
+    assert last["data_missing_captions"] == 2 and last["data_corrupt_shards"] == 0
 
 
 def test_resume_with_another_image_size_is_refused(teacher_dir, photos, tmp_path):

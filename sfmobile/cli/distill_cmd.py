@@ -21,7 +21,12 @@ from sfmobile.cli.data_options import (
 )
 from sfmobile.cli.train_cmd import (
     CHECKPOINT_EVERY,
+    DATA_WORKERS,
+    DEVICE,
+    GRAD_ACCUMULATION,
+    GRADIENT_CHECKPOINTING,
     LOG_EVERY,
+    PRECISION,
     SEED,
     STOP_AFTER,
     THREADS,
@@ -72,6 +77,11 @@ def distill(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
+    data_workers: int = DATA_WORKERS,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Distil a teacher into a --steps-step v-prediction student; writes OUT/student/."""
@@ -104,6 +114,11 @@ def distill(
         ema_decay=ema_decay,
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
+        data_workers=data_workers,
     )
     stage = DistillStage(model, config, seed=seed, data=source)
     run_stage(stage, train_config, stage_console(), out / STUDENT_FOLDER)

@@ -32,6 +32,24 @@ THREADS = typer.Option(None, help="torch threads per process (default: torch's c
 STOP_AFTER = typer.Option(
     None, help="Stop with a checkpoint after this step, as an interruption would."
 )
+# GPU practice (engine/device.py, docs/training.md "GPU practice").
+DEVICE = typer.Option(
+    "cpu", help="cpu, cuda, cuda:N or auto; under torchrun, cuda is each process's LOCAL_RANK GPU."
+)
+PRECISION = typer.Option(
+    "fp32", help="fp32, or bf16 / fp16 autocast (weights, optimizer and EMA stay float32)."
+)
+GRAD_ACCUMULATION = typer.Option(
+    1, help="Micro-batches of --batch-size per optimizer step (their mean gradient)."
+)
+GRADIENT_CHECKPOINTING = typer.Option(
+    False,
+    "--gradient-checkpointing",
+    help="Recompute each UNet unit's activations in backward: less memory, more compute.",
+)
+DATA_WORKERS = typer.Option(
+    0, help="Processes decoding --data images, per training process (0: in the process)."
+)
 PRESET = typer.Option("demo", help="Architecture: " + ", ".join(PRESET_NAMES))
 CAPTION_DROPOUT = typer.Option(0.1, help="Share of empty captions (for guidance).")
 
@@ -107,6 +125,10 @@ def train_vae(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Stage 1: train the autoencoder on the scenes; writes OUT/vae/ with its scaling factor."""
@@ -127,6 +149,10 @@ def train_vae(
         lr_schedule="cosine",
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
     )
     stage = VaeStage(
         preset_config(preset).vae,
@@ -162,6 +188,10 @@ def train_teacher(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Stage 2: train the text encoder + UNet as a v-prediction teacher on the frozen VAE;
@@ -190,6 +220,10 @@ def train_teacher(
         ema_decay=ema_decay,
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
     )
     stage = TeacherStage(
         load_vae(vae),

@@ -20,7 +20,12 @@ from sfmobile.cli.data_options import (
 )
 from sfmobile.cli.train_cmd import (
     CHECKPOINT_EVERY,
+    DATA_WORKERS,
+    DEVICE,
+    GRAD_ACCUMULATION,
+    GRADIENT_CHECKPOINTING,
     LOG_EVERY,
+    PRECISION,
     SEED,
     STOP_AFTER,
     THREADS,
@@ -82,6 +87,11 @@ def train_decoder(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
+    data_workers: int = DATA_WORKERS,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """Stage 4: train a half-channel VAE decoder to reproduce the teacher's decoder; writes
@@ -105,6 +115,11 @@ def train_decoder(
         lr_schedule="cosine",
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
+        data_workers=data_workers,
     )
     if pool_size < 1:
         raise InputError(f"--pool-size must be >= 1, got {pool_size}")
@@ -119,5 +134,6 @@ def train_decoder(
         pool_size=pool_size,
         console=console,
         data=source,
+        device=device,
     )
     run_stage(stage, config, console, out / DECODER_FOLDER)

@@ -20,7 +20,12 @@ from sfmobile.cli.data_options import (
 from sfmobile.cli.train_cmd import (
     CAPTION_DROPOUT,
     CHECKPOINT_EVERY,
+    DATA_WORKERS,
+    DEVICE,
+    GRAD_ACCUMULATION,
+    GRADIENT_CHECKPOINTING,
     LOG_EVERY,
+    PRECISION,
     SEED,
     STOP_AFTER,
     THREADS,
@@ -66,6 +71,11 @@ def train_unet(
     checkpoint_every: int = CHECKPOINT_EVERY,
     log_every: int = LOG_EVERY,
     threads: int = THREADS,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    grad_accumulation: int = GRAD_ACCUMULATION,
+    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
+    data_workers: int = DATA_WORKERS,
     stop_after: int = STOP_AFTER,
 ) -> None:
     """SnapFusion's section 3: the --preset UNet initialised from the teacher's and trained with
@@ -99,6 +109,11 @@ def train_unet(
         ema_decay=ema_decay,
         stop_after=stop_after,
         threads=threads,
+        device=device,
+        precision=precision,
+        grad_accumulation=grad_accumulation,
+        gradient_checkpointing=gradient_checkpointing,
+        data_workers=data_workers,
     )
     console = stage_console()
     stage = UnetStage(

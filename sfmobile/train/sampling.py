@@ -77,19 +77,21 @@ def sample_latents(
     latent_size: int,
     negative_prompt: str = "",
 ) -> torch.Tensor:
-    """Final (scaled) latents for each caption, as Pipeline.generate would give them."""
+    """Final (scaled) latents for each caption, as Pipeline.generate would give them, computed
+    on the UNet's device (and returned there)."""
     if len(captions) != len(seeds):
         raise ValueError(f"{len(captions)} captions but {len(seeds)} seeds")
     scheduler = DdimScheduler(model.scheduler)
     tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
     channels = model.config.unet.in_channels
-    latents = initial_latents(seeds, (channels, latent_size, latent_size))
+    device = next(model.unet.parameters()).device
+    latents = initial_latents(seeds, (channels, latent_size, latent_size)).to(device)
     cond = encode_captions(model.text_encoder, tokenizer, captions)
     uncond = encode_captions(model.text_encoder, tokenizer, [negative_prompt] * len(captions))
-    scale = torch.full((len(captions),), float(guidance))
+    scale = torch.full((len(captions),), float(guidance), device=device)
     use_cfg = guidance > 1.0 or model.config.unet.guidance_embedding
     for t in scheduler.timesteps(steps):
-        timestep = torch.full((len(captions),), float(t))
+        timestep = torch.full((len(captions),), float(t), device=device)
         if use_cfg:
             output = guided_output(model.unet, latents, timestep, cond, uncond, scale)
         else:

@@ -44,16 +44,26 @@ def expand_shards(pattern: str) -> list[str]:
     return shards
 
 
+class CorruptShard(InputError):
+    """A shard that cannot be opened or read to its end (truncated, not a tar, gone); the
+    readers count it and go on with the next shard."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: not a readable tar shard ({reason})")
+        self.url, self.reason = url, reason
+
+
 def shard_samples(url: str, skip: int = 0) -> Iterator[tuple[int, dict]]:
     """(index in shard, webdataset sample dict: `__key__` plus one bytes value per extension)
-    for the samples of one shard, from the skip-th on."""
+    for the samples of one shard, from the skip-th on. Damage raises CorruptShard after the
+    samples before it."""
     wds = _webdataset()
     try:
         for index, sample in enumerate(wds.tariterators.tarfile_samples([{"url": url}])):
             if index >= skip:
                 yield index, sample
-    except (OSError, ValueError, tarfile.TarError) as error:
-        raise InputError(f"{url}: not a readable tar shard ({error})") from None
+    except (OSError, ValueError, EOFError, tarfile.TarError) as error:
+        raise CorruptShard(url, str(error) or type(error).__name__) from None
 
 
 def image_bytes(sample: dict) -> bytes | None:

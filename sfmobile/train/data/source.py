@@ -9,22 +9,22 @@ Sharding: reader (rank, worker) of world_size x num_workers takes every readers-
 unit is a shard for WebDataset and a sample for listed sources (folder, JSONL, CSV, which count
 as one shard), so ranks and workers never read the same sample. Resuming: every example carries
 `next_position`; a reader opened with start=that position yields exactly the samples that
-followed it. Unreadable images and missing or empty captions are skipped and counted in
-`reader.report`, never fatal.
+followed it. Unreadable images, missing or empty captions and damaged tar shards (the rest of
+the shard) are skipped and counted in `reader.report`, never fatal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from sfmobile.errors import InputError
 from sfmobile.train.data import records, shards
-from sfmobile.train.data.images import UnreadableImage, load_image
+from sfmobile.train.data.images import Buckets, UnreadableImage, load_image
 
 FORMATS = ("folder", "jsonl", "csv", "webdataset")
 EXAMPLES_KEPT = 5  # skipped samples the report names, so a user can look at them
@@ -69,7 +69,7 @@ class StreamPosition:
 
 @dataclass(frozen=True)
 class Example:
-    image: torch.Tensor  # float32 [3, image_size, image_size] in [-1, 1]
+    image: torch.Tensor  # float32 [3, H, W] in [-1, 1]: image_size square, or its bucket
     caption: str
     key: str
     next_position: StreamPosition  # start here to continue after this example
@@ -77,24 +77,49 @@ class Example:
 
 @dataclass
 class DataReport:
-    """What one reader read and skipped; `skipped_examples` names the first few skipped."""
+    """What one reader read and skipped; `skipped_examples` names the first few skipped samples,
+    `corrupt_shards` every tar shard that could not be read to its end (its samples before the
+    damage are kept). Plain numbers and strings: it travels from DataLoader workers with each
+    batch and into train_state.pt (asdict / DataReport(**fields))."""
 
     yielded: int = 0
     unreadable_images: int = 0
     missing_captions: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    corrupt_shards: list[str] = field(default_factory=list)
 
     def skip(self, kind: str, key: str, reason: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
         if len(self.skipped_examples) < EXAMPLES_KEPT:
             self.skipped_examples.append(f"{key}: {reason}")
 
+    def corrupt_shard(self, shard: str, reason: str) -> None:
+        """Count a damaged shard once, however often a pass or a resume reaches it again."""
+        if not any(entry.startswith(f"{shard}: ") for entry in self.corrupt_shards):
+            self.corrupt_shards.append(f"{shard}: {reason}")
+
+    @classmethod
+    def merged(cls, reports: Iterable[DataReport]) -> DataReport:
+        """One report for several readers (workers, ranks): counts added, names kept."""
+        total = cls()
+        for report in reports:
+            total.yielded += report.yielded
+            total.unreadable_images += report.unreadable_images
+            total.missing_captions += report.missing_captions
+            kept = EXAMPLES_KEPT - len(total.skipped_examples)
+            total.skipped_examples += report.skipped_examples[: max(kept, 0)]
+            total.corrupt_shards += report.corrupt_shards
+        return total
+
     def summary(self) -> str:
         line = (
             f"{self.yielded} samples read, skipped {self.unreadable_images} unreadable images "
             f"and {self.missing_captions} missing or empty captions"
         )
-        return line + "".join(f"\n  skipped {e}" for e in self.skipped_examples)
+        if self.corrupt_shards:
+            line += f", {len(self.corrupt_shards)} corrupt shards (their remaining samples)"
+        details = [*self.skipped_examples, *self.corrupt_shards]
+        return line + "".join(f"\n  skipped {e}" for e in details)
 
 
 @dataclass(frozen=True)
@@ -126,9 +151,13 @@ class ImageCaptionReader:
     """One reader's stream of Examples (see the module docstring); iterate it once."""
 
     def __init__(
-        self, spec: DataSpec, image_size: int, slot: ReaderSlot, start: StreamPosition | None
+        self,
+        spec: DataSpec,
+        image_size: int | Buckets,
+        slot: ReaderSlot,
+        start: StreamPosition | None,
     ) -> None:
-        if image_size < 8:
+        if isinstance(image_size, int) and image_size < 8:  # Buckets check their own shapes
             raise InputError(f"image size must be at least 8, got {image_size}")
         self.spec, self.image_size, self.format = spec, image_size, spec.resolved_format()
         self.reader, self.readers = slot.index, slot.count
@@ -174,10 +203,15 @@ class ImageCaptionReader:
             if shard % self.readers != self.reader:
                 continue
             skip = self.start.offset if shard == self.start.shard else 0
-            for index, sample in shards.shard_samples(self.shards[shard], skip):
-                key = f"{Path(self.shards[shard]).name}/{sample['__key__']}"
-                image, caption = shards.image_bytes(sample), shards.caption_text(sample)
-                yield key, image, caption, StreamPosition(shard, index + 1)
+            samples = shards.shard_samples(self.shards[shard], skip)
+            try:
+                for index, sample in samples:
+                    key = f"{Path(self.shards[shard]).name}/{sample['__key__']}"
+                    image, caption = shards.image_bytes(sample), shards.caption_text(sample)
+                    yield key, image, caption, StreamPosition(shard, index + 1)
+            except shards.CorruptShard as error:
+                self.report.corrupt_shard(self.shards[shard], error.reason)
+                warnings.warn(f"--data: skipping the rest of {error}", stacklevel=1)
 
 
 def _list_records(format: str, path: Path) -> list[records.Record]:
@@ -192,56 +226,14 @@ def _list_records(format: str, path: Path) -> list[records.Record]:
 
 def open_image_captions(
     spec: DataSpec,
-    image_size: int,
+    image_size: int | Buckets,
     rank: int = 0,
     world_size: int = 1,
     worker: int = 0,
     num_workers: int = 1,
     start: StreamPosition | None = None,
 ) -> ImageCaptionReader:
-    """The stream of one (rank, worker); its `.report` counts what it skipped."""
+    """The stream of one (rank, worker); its `.report` counts what it skipped. image_size: the
+    square images are cropped to, or aspect-ratio Buckets (each image its nearest bucket's)."""
     slot = ReaderSlot(rank, world_size, worker, num_workers)
     return ImageCaptionReader(spec, image_size, slot, start)
-
-
-class ImageCaptionStream(IterableDataset):
-    """A DataLoader view: each worker opens its own reader; items are dicts ("image", "caption",
-    "key", "worker", "shard", "offset") so a trainer can keep each worker's next position and
-    resume with starts={worker: StreamPosition(shard, offset)}. Skip counts stay in the worker
-    processes (run with num_workers=0 to read `last_report`)."""
-
-    def __init__(
-        self,
-        spec: DataSpec,
-        image_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-        starts: Mapping[int, StreamPosition] | None = None,
-    ) -> None:
-        super().__init__()
-        self.spec, self.image_size, self.rank, self.world_size = spec, image_size, rank, world_size
-        self.starts = dict(starts or {})
-        self.last_report: DataReport | None = None
-
-    def __iter__(self) -> Iterator[dict]:
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        reader = open_image_captions(
-            self.spec,
-            self.image_size,
-            self.rank,
-            self.world_size,
-            worker,
-            num_workers,
-            self.starts.get(worker),
-        )
-        self.last_report = reader.report
-        for example in reader:
-            yield {
-                "image": example.image,
-                "caption": example.caption,
-                "key": example.key,
-                "worker": worker,
-                "shard": example.next_position.shard,
-                "offset": example.next_position.offset,
-            }

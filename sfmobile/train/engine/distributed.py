@@ -1,15 +1,17 @@
 """One process or many (torchrun) through the same calls: the Trainer never branches on it.
 
-Under `torchrun --nproc_per_node=N` (WORLD_SIZE > 1 in the environment) `start()` joins a gloo
-process group (CPU training); alone it does nothing and every collective below is the identity.
+Under `torchrun --nproc_per_node=N` (WORLD_SIZE > 1 in the environment) `start()` joins the
+process group: NCCL when the run is on CUDA (each process on its own GPU, cuda:LOCAL_RANK), gloo
+on the CPU. Alone it joins nothing and every collective below is the identity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,13 +19,17 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from sfmobile.train.engine.device import resolve_device
+
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's place: rank in [0, world_size); rank 0 writes every file."""
+    """This process's place: rank in [0, world_size); rank 0 writes every file. device: where
+    this process computes (and where its collectives' tensors live)."""
 
     rank: int = 0
     world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_main(self) -> bool:
@@ -34,14 +40,18 @@ class Ranks:
         return self.world_size > 1
 
 
-def start() -> Ranks:
-    """Join the process group torchrun describes (env WORLD_SIZE, RANK, MASTER_ADDR/PORT)."""
+def start(device: str = "cpu") -> Ranks:
+    """Join the process group torchrun describes (env WORLD_SIZE, RANK, LOCAL_RANK,
+    MASTER_ADDR/PORT), on `device` (a --device value: cpu, cuda, cuda:N, auto)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    resolved = resolve_device(device, distributed=world_size > 1)
     if world_size <= 1:
-        return Ranks()
+        return Ranks(device=resolved)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return Ranks(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+    return Ranks(dist.get_rank(), dist.get_world_size(), resolved)
 
 
 def stop(ranks: Ranks) -> None:
@@ -58,9 +68,21 @@ def wrap(module: nn.Module, ranks: Ranks, skips_blocks: bool = False) -> nn.Modu
     if not ranks.distributed:
         return module
     # Buffers here are constants (timestep frequencies, causal masks): synced once, at init.
+    device_ids = [ranks.device] if ranks.device.type == "cuda" else None
     return DistributedDataParallel(
-        module, forward_sync_buffers=False, find_unused_parameters=skips_blocks
+        module,
+        device_ids=device_ids,
+        forward_sync_buffers=False,
+        find_unused_parameters=skips_blocks,
     )
+
+
+def no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
+    """Within it, backward accumulates gradients locally without the all-reduce (the micro-
+    batches of a step but its last, under --grad-accumulation); the identity alone."""
+    if isinstance(module, DistributedDataParallel):
+        return module.no_sync()
+    return contextlib.nullcontext()
 
 
 def mean_over_ranks(values: dict[str, float], ranks: Ranks) -> dict[str, float]:
@@ -68,7 +90,7 @@ def mean_over_ranks(values: dict[str, float], ranks: Ranks) -> dict[str, float]:
     if not ranks.distributed or not values:
         return values
     keys = sorted(values)
-    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=ranks.device)
     dist.all_reduce(tensor)
     return {k: float(v) / ranks.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
 
@@ -86,7 +108,7 @@ def any_rank(flags: list[bool], ranks: Ranks) -> list[bool]:
     """Each flag true on every rank if it is true on any (so all ranks stop at the same step)."""
     if not ranks.distributed:
         return list(flags)
-    tensor = torch.tensor([int(flag) for flag in flags])
+    tensor = torch.tensor([int(flag) for flag in flags], device=ranks.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return [bool(value) for value in tensor.tolist()]
 
@@ -97,5 +119,5 @@ def params_sha256(modules: Mapping[str, nn.Module]) -> str:
     for name in sorted(modules):
         for key, tensor in modules[name].state_dict().items():
             digest.update(f"{name}.{key}".encode())
-            digest.update(tensor.detach().contiguous().numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()

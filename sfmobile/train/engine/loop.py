@@ -1,39 +1,58 @@
 """The training loop every stage shares (VAE, teacher, step distillation, decoder compression).
 
 A stage says what it trains and how its loss is computed; the Trainer does the rest, the same
-way on one process or under `torchrun --nproc_per_node=N` (gloo, CPU):
+way on one process or under `torchrun --nproc_per_node=N` (NCCL on GPUs, gloo on the CPU):
 
+- device and precision (engine/device.py): the stage's modules and tensors, the EMA and every
+  batch on `device`; the loss under autocast for bf16 / fp16 (float32 master weights, fp16 with
+  a loss scaler); `gradient_checkpointing` recomputes each UNet unit in backward
+  (engine/checkpointing.py).
 - data: rank r of N reads scenes r, r + N, ... of the train split
-  (train/scenes/torch_data.SceneStream), `batch_size` per rank per step; a resumed run restarts
-  the stream at step * batch_size.
-- randomness: `loss` gets a torch.Generator seeded by (seed, rank, step) and must draw all of its
-  noise, timesteps and dropout from it, so a resumed run continues bit for bit.
+  (train/scenes/torch_data.SceneStream), or the stage's own batches (--data);
+  `batch_size` per rank per micro-batch, `grad_accumulation` micro-batches per optimizer step.
+  A resumed run restarts the scenes at step * batch_size * grad_accumulation, and a --data
+  stream at the position saved with the checkpoint (data/batches.py).
+- randomness: `loss` gets a torch.Generator (on the run's device) seeded by (seed, rank, step,
+  micro-batch) and must draw all of its noise, timesteps and dropout from it, so a resumed run
+  continues bit for bit.
 - optimisation: AdamW over the trainable modules' parameters, warm-up then constant or cosine
   learning rate, gradient-norm clipping, optional EMA (the EMA weights are what `finish` sees).
+  The gradient of a step is the mean over its micro-batches (each loss divided by their
+  number) and, under torchrun, over the ranks (DDP all-reduces once, on the last micro-batch).
 - files (rank 0 only): out/train_state.pt every checkpoint_every steps and at the end (see
-  train_state.py), out/metrics.jsonl every log_every steps, then `stage.finish(out)`.
+  train_state.py), out/metrics.jsonl every log_every steps (and TensorBoard scalars in
+  out/tensorboard/ when TensorBoard is installed), then `stage.finish(out)`.
 - interruption: Ctrl-C or SIGTERM finishes the current step, writes train_state.pt and returns;
   re-running the same command resumes. (A second Ctrl-C aborts at once.)
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, replace
+import contextlib
+import inspect
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
 
 from sfmobile.errors import InputError, SfmobileError
+from sfmobile.train.data.batches import StreamOptions
+from sfmobile.train.engine import device as devices
 from sfmobile.train.engine import distributed
+from sfmobile.train.engine.checkpointing import checkpointing, unet_units
 from sfmobile.train.engine.ema import Ema
+from sfmobile.train.engine.metrics import Scalars, Window, data_fields, data_totals
 from sfmobile.train.engine.run_control import ProgressBar, StopRequest
+from sfmobile.train.engine.train_config import (
+    TrainConfig,
+    TrainResult,
+    continuation_seed,
+    step_generator,
+)
 from sfmobile.train.engine.train_state import (
     METRICS_FILE,
     STATE_FILE,
@@ -47,85 +66,9 @@ from sfmobile.train.engine.train_state import (
 from sfmobile.train.scenes.torch_data import SceneStream
 from sfmobile.train.stages.stage import Batch, Stage
 
-LR_SCHEDULES = ("constant", "cosine")
-
 
 class TrainingError(SfmobileError):
     """Training cannot go on (the loss stopped being finite); the last good state is kept."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One run. batch_size is per rank; stop_after ends the run early (checkpoint, no finish),
-    as an interruption would; threads sets torch's intra-op threads (None: torch's default)."""
-
-    out: Path
-    steps: int
-    batch_size: int = 16
-    lr: float = 1e-4
-    seed: int = 0
-    data_seed: int = 0
-    image_size: int = 64
-    checkpoint_every: int = 200
-    log_every: int = 10
-    grad_clip: float | None = 1.0
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    lr_schedule: str = "constant"
-    ema_decay: float = 0.0
-    stop_after: int | None = None
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "checkpoint_every", "log_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise InputError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if not self.lr > 0:
-            raise InputError(f"--lr must be > 0, got {self.lr}")
-        if self.image_size not in (64, 128):
-            raise InputError(f"--image-size must be 64 or 128, got {self.image_size}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise InputError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        if self.stop_after is not None and self.stop_after < 1:
-            raise InputError(f"--stop-after must be >= 1, got {self.stop_after}")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate of optimizer step `step` (0-based): linear warm-up, then the schedule."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if self.lr_schedule == "constant":
-            return self.lr
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    step: int  # optimizer steps done
-    finished: bool  # reached config.steps and wrote the stage's result
-    interrupted: bool = False  # ended early by Ctrl-C / SIGTERM (state saved)
-
-
-def continuation_seed(seed: int, fingerprint: str) -> int:
-    """The seed of a run that continues trained weights (a stage whose `continues` is their
-    weights_fingerprint; `--init` on the command line): `seed` mixed with that fingerprint.
-    Scenes and noise are drawn by (seed, step) from step 0 in every run, so continuing with
-    the seed that trained the weights would replay that run's scenes, noise, timesteps and
-    caption dropout instead of showing new ones (and its training loss would read low on
-    batches the weights have already fitted)."""
-    mixed = np.random.SeedSequence([seed, int(fingerprint[:16], 16)]).generate_state(1)
-    return int(mixed[0])
-
-
-def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
-    """The generator of one rank's step: independent streams for every (seed, rank, step)."""
-    state = np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
 
 
 class Trainer:
@@ -133,7 +76,7 @@ class Trainer:
 
     def __init__(self, stage: Stage, config: TrainConfig, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, soft_wrap=True)
-        self.ranks = distributed.start()
+        self.ranks = distributed.start(config.device)
         continues = getattr(stage, "continues", None)
         if continues is not None:
             given = config.seed
@@ -152,10 +95,18 @@ class Trainer:
         self.state_path = self.out / STATE_FILE
         self.metrics = MetricsLog(self.out / METRICS_FILE)
         self.modules = stage.trainable()
-        for module in stage.frozen().values():
+        frozen = stage.frozen()
+        for module in frozen.values():
             module.eval().requires_grad_(False)
         for module in self.modules.values():
             module.train()
+        self.device = self.ranks.device
+        self.all_modules = [*self.modules.values(), *frozen.values()]
+        devices.move_stage(stage, self.all_modules, self.device)
+        if config.gradient_checkpointing and not unet_units(self.modules):
+            raise InputError(f"--gradient-checkpointing: {stage.name} trains no UNet to checkpoint")
+        self.scaler = devices.grad_scaler(self.device, config.precision)
+        self.data_state: dict | None = None  # the --data stream after the last batch trained
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             self.params, lr=config.lr, weight_decay=config.weight_decay
@@ -166,8 +117,12 @@ class Trainer:
         """Settings a resumed run must share with the run it continues."""
         c = self.config
         keys = ("batch_size", "seed", "data_seed", "image_size")
+        # Left out at their defaults, so that states written before they existed still resume.
+        optional = {"grad_accumulation": 1, "data_workers": 0}
+        changed = {k: getattr(c, k) for k, default in optional.items() if getattr(c, k) != default}
         own = getattr(self.stage, "run_settings", {})  # e.g. a stage's own data source
-        return {**{k: getattr(c, k) for k in keys}, "world_size": self.ranks.world_size, **own}
+        run = {k: getattr(c, k) for k in keys}
+        return {**run, "world_size": self.ranks.world_size, **changed, **own}
 
     def run(self) -> TrainResult:
         """Resume if out/train_state.pt exists, train up to config.steps (or stop_after, or a
@@ -181,11 +136,14 @@ class Trainer:
         end = min(config.steps, config.stop_after or config.steps)
         interrupted = False
         if step < end:
-            step, interrupted = self._train(step, end)
+            plain = not config.gradient_checkpointing
+            with contextlib.nullcontext() if plain else checkpointing(self.modules):
+                step, interrupted = self._train(step, end)
         finished = step >= config.steps
         if finished and ranks.is_main:
             if self.ema is not None:
                 self.ema.copy_to_modules()
+            devices.move_stage(self.stage, self.all_modules, torch.device("cpu"))
             self.stage.finish(self.out)
         distributed.stop(ranks)
         return TrainResult(step=step, finished=finished, interrupted=interrupted)
@@ -202,12 +160,17 @@ class Trainer:
         self.optimizer.load_state_dict(state.optimizer)
         if self.ema is not None and state.ema:
             self.ema.load_state_dict(state.ema, str(self.state_path))
+        if self.scaler is not None and state.scaler:
+            self.scaler.load_state_dict(state.scaler)
+        if len(state.data) == self.ranks.world_size:
+            self.data_state = state.data[self.ranks.rank]
         if self.ranks.is_main:
             self.metrics.drop_after(state.step)
             self.console.print(f"resuming {self.stage.name} from step {state.step}")
         return state.step
 
     def _save(self, step: int) -> None:
+        data = distributed.gather(self.data_state, self.ranks)  # every rank's stream position
         if self.ranks.is_main:
             state = TrainState(
                 stage=self.stage.name,
@@ -216,24 +179,30 @@ class Trainer:
                 modules={name: m.state_dict() for name, m in self.modules.items()},
                 ema=self.ema.state_dict() if self.ema is not None else {},
                 optimizer=self.optimizer.state_dict(),
+                scaler=self.scaler.state_dict() if self.scaler is not None else {},
+                data=data if any(d is not None for d in data) else [],
             )
             save_state(state, self.state_path)
 
     def _batches(self, step: int):
-        """This rank's batches from optimizer step `step` on: the stage's own (a stage with a
-        `batches(start, batch_size, rank, world_size)` method, e.g. one reading --data) or
-        the synthetic scenes."""
+        """This rank's micro-batches from optimizer step `step` on: the stage's own (a stage
+        with a `batches(start, batch_size, rank, world_size[, stream])` method, e.g. one
+        reading --data; `stream` gets the worker count and the saved position) or the scenes."""
         config, ranks = self.config, self.ranks
+        start = step * config.batch_size * config.grad_accumulation
         own = getattr(self.stage, "batches", None)
         if own is not None:
-            return own(step * config.batch_size, config.batch_size, ranks.rank, ranks.world_size)
+            extra = {}
+            if "stream" in inspect.signature(own).parameters:
+                extra["stream"] = StreamOptions(config.data_workers, self.data_state)
+            return own(start, config.batch_size, ranks.rank, ranks.world_size, **extra)
         stream = SceneStream(
             split="train",
             seed=config.data_seed,
             size=config.image_size,
             rank=ranks.rank,
             world_size=ranks.world_size,
-            start=step * config.batch_size,
+            start=start,
         )
         return iter(DataLoader(stream, batch_size=config.batch_size))
 
@@ -243,61 +212,120 @@ class Trainer:
         skips = getattr(self.stage, "skips_blocks", False)
         wrapped = {name: distributed.wrap(m, self.ranks, skips) for name, m in self.modules.items()}
         batches = self._batches(step)
-        window = _Window()
+        window = Window()
         hidden = not self.ranks.is_main
+        scalars = Scalars(self.out, enabled=self.ranks.is_main)
+        stopping = False
         with (
             StopRequest() as stop,
             ProgressBar(self.console, self.stage.name, step, end, hidden) as bar,
         ):
             while step < end:
-                batch = next(batches)
-                stopping, values = self._step(step, wrapped, batch, stop)
+                micro = [self._next_batch(batches) for _ in range(config.grad_accumulation)]
+                stopping, values = self._step(step, wrapped, micro, stop)
                 step += 1
-                window.add(values)
-                logged = None
+                window.add(values, sum(len(b["index"]) for b in micro) * self.ranks.world_size)
                 if step % config.log_every == 0 or step == end:
-                    logged = self._log(step, window, batch)
-                bar.update(step, logged)
+                    record = self._log(step, window, micro[-1])
+                    scalars.add(record)
+                    bar.update(step, record["loss"], record["samples_per_second"])
+                else:
+                    bar.update(step)
                 if step % config.checkpoint_every == 0 or step == end or stopping:
                     self._save(step)
                 if stopping:
-                    if self.ranks.is_main:
-                        self.console.print(f"stopped at step {step}; run again to resume")
-                    return step, True
-        return step, False
+                    break
+        scalars.close()
+        self._report_data()
+        if stopping and self.ranks.is_main:
+            self.console.print(f"stopped at step {step}; run again to resume")
+        return step, stopping
+
+    def _next_batch(self, batches) -> Batch:
+        """The next micro-batch on the run's device, its --data stream state kept aside."""
+        batch = next(batches)
+        if "data_state" in batch:
+            batch = dict(batch)
+            self._keep_data_state(batch.pop("data_state"))
+        return devices.move_batch(batch, self.device)
+
+    def _keep_data_state(self, data_state: dict) -> None:
+        """Remember where this rank's --data stream is; warn of shards newly found damaged."""
+        before = data_totals([self.data_state])
+        self.data_state = data_state
+        seen = set(before.corrupt_shards) if before is not None else set()
+        for shard in data_totals([data_state]).corrupt_shards:
+            if shard not in seen:
+                self.console.print(f"warning: --data shard skipped from the damage on: {shard}")
+
+    def _report_data(self) -> None:
+        """On rank 0, what the --data readers of every rank read and skipped in the run."""
+        totals = data_totals(distributed.gather(self.data_state, self.ranks))
+        if totals is not None and self.ranks.is_main:
+            self.console.print(f"--data: {totals.summary()}")
 
     def _step(
-        self, step: int, wrapped: dict[str, nn.Module], batch: Batch, stop: StopRequest
+        self, step: int, wrapped: dict[str, nn.Module], micro: list[Batch], stop: StopRequest
     ) -> tuple[bool, dict[str, float]]:
-        """One optimizer step; returns (stop after it, its metrics). Every rank agrees on
-        stopping (and on a non-finite loss) before the weights change."""
+        """One optimizer step over its micro-batches; returns (stop after it, its metrics).
+        Every rank agrees on stopping (and on a non-finite loss) before the weights change."""
+        config = self.config
         for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr_at(step)
-        generator = step_generator(self.config.seed, self.ranks.rank, step)
-        loss, metrics = self.stage.loss(wrapped, batch, step, generator)
+            group["lr"] = config.lr_at(step)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        finite = bool(torch.isfinite(loss))
+        window, finite = Window(), True
+        for index, batch in enumerate(micro):
+            loss, metrics = self._micro_step(step, index, wrapped, batch, len(micro))
+            finite = finite and bool(torch.isfinite(loss))
+            window.add({"loss": loss.item(), **metrics}, 0)
         stopping, diverged = distributed.any_rank([stop.requested, not finite], self.ranks)
         if diverged:
             raise TrainingError(
                 f"{self.stage.name}: loss is not finite at step {step}; the last good state "
                 f"is {self.state_path} (try a lower --lr)"
             )
-        clip = self.config.grad_clip or float("inf")
+        clip = config.grad_clip or float("inf")
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped when fp16 gradients overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         if self.ema is not None:
             self.ema.update(step)
-        return stopping, {"loss": loss.item(), "grad_norm": grad_norm.item(), **metrics}
+        return stopping, {**window.means(), "grad_norm": grad_norm.item()}
 
-    def _log(self, step: int, window: _Window, batch: Batch) -> float:
-        """Append the window's means (over its steps and over ranks) to metrics.jsonl; under
-        torchrun also every rank's weight fingerprint and batch indices. Returns the loss."""
+    def _micro_step(
+        self, step: int, index: int, wrapped: dict[str, nn.Module], batch: Batch, count: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward and backward of one micro-batch (gradients add up in .grad; under DDP they
+        are all-reduced on the last one only); returns its loss and metrics."""
+        config, rank = self.config, self.ranks.rank
+        generator = step_generator(config.seed, rank, step, index, self.device)
+        syncing = [distributed.no_sync(m) for m in wrapped.values()] if index < count - 1 else []
+        with contextlib.ExitStack() as context:
+            for entered in syncing:
+                context.enter_context(entered)
+            with devices.computing_on(self.device), devices.autocast(self.device, config.precision):
+                loss, metrics = self.stage.loss(wrapped, batch, step, generator)
+            loss = loss.float()
+            share = loss / count if count > 1 else loss  # the step's gradient: their mean
+            (self.scaler.scale(share) if self.scaler is not None else share).backward()
+        return loss, metrics
+
+    def _log(self, step: int, window: Window, batch: Batch) -> dict[str, Any]:
+        """Append the window's means (over its steps and over ranks), its speed and the --data
+        totals to metrics.jsonl; under torchrun also every rank's weight fingerprint and batch
+        indices. Returns the record."""
         ranks = self.ranks
         record: dict[str, Any] = {"step": step, "lr": self.config.lr_at(step - 1)}
         record.update(distributed.mean_over_ranks(window.means(), ranks))
-        record["seconds_per_step"] = window.seconds_per_step()
+        record.update(window.timing())
+        totals = data_totals(distributed.gather(self.data_state, ranks))
+        if totals is not None:
+            record.update(data_fields(totals))
         if ranks.distributed:
             fingerprint = distributed.params_sha256(self.modules)
             record["params_sha256_by_rank"] = distributed.gather(fingerprint, ranks)
@@ -305,27 +333,4 @@ class Trainer:
         if ranks.is_main:
             self.metrics.append(record)
         window.reset()
-        return record["loss"]
-
-
-class _Window:
-    """Metric sums and wall time since the last log record."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-        self.start = time.perf_counter()
-
-    def add(self, values: dict[str, float]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        return {key: total / self.count for key, total in self.sums.items()}
-
-    def seconds_per_step(self) -> float:
-        return (time.perf_counter() - self.start) / self.count
+        return record

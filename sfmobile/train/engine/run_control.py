@@ -45,8 +45,8 @@ class StopRequest:
 
 
 class ProgressBar:
-    """steps done / total, the latest logged loss, elapsed and remaining time (hidden=True on
-    ranks other than 0)."""
+    """steps done / total, the latest logged loss and samples/s (all ranks), elapsed time and
+    ETA (hidden=True on ranks other than 0)."""
 
     def __init__(self, console: Console, name: str, step: int, end: int, hidden: bool) -> None:
         self.progress = Progress(
@@ -54,15 +54,20 @@ class ProgressBar:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} samples/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
             disable=hidden,
         )
-        self.task: TaskID = self.progress.add_task(name, total=end, completed=step, loss="-")
+        self.task: TaskID = self.progress.add_task(
+            name, total=end, completed=step, loss="-", speed="-"
+        )
 
-    def update(self, step: int, loss: float | None = None) -> None:
+    def update(self, step: int, loss: float | None = None, speed: float | None = None) -> None:
         fields = {} if loss is None else {"loss": f"{loss:.4f}"}
+        if speed is not None:
+            fields["speed"] = f"{speed:.3g}"
         self.progress.update(self.task, completed=step, **fields)
 
     def __enter__(self) -> ProgressBar:

@@ -4,7 +4,9 @@
 train_state.pt is a plain dict of tensors, numbers and strings (read back with
 `torch.load(weights_only=True)`, which runs no code from the file):
     format, format_version, stage, step (optimizer steps done), run (JSON of the settings a resume
-    must share), modules {name: state_dict}, ema {name: {parameter: tensor}}, optimizer.
+    must share), modules {name: state_dict}, ema {name: {parameter: tensor}}, optimizer, and
+    optionally scaler (fp16's GradScaler) and data (JSON: each rank's --data stream position
+    and counts, data/batches.py), absent in states written before they existed.
 It is written to a temporary file in the same folder and renamed over the old one, so a run
 killed mid-write leaves the previous state intact.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ class TrainState:
     modules: dict[str, dict[str, torch.Tensor]]
     ema: dict[str, dict[str, torch.Tensor]]
     optimizer: dict[str, Any]
+    scaler: dict[str, Any] = field(default_factory=dict)
+    data: list[dict[str, Any] | None] = field(default_factory=list)  # by rank
 
 
 def save_state(state: TrainState, path: Path) -> None:
@@ -54,6 +58,8 @@ def save_state(state: TrainState, path: Path) -> None:
         "modules": state.modules,
         "ema": state.ema,
         "optimizer": state.optimizer,
+        "scaler": state.scaler,
+        "data": json.dumps(state.data),
     }
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -89,6 +95,8 @@ def load_state(path: Path) -> TrainState:
         modules=payload["modules"],
         ema=payload["ema"],
         optimizer=payload["optimizer"],
+        scaler=payload.get("scaler", {}),
+        data=json.loads(payload.get("data", "[]")),
     )
 
 
@@ -97,16 +105,22 @@ def check_same_run(state: TrainState, stage: str, run: dict[str, Any], path: Pat
     data stream and the random draws would not continue where they stopped)."""
     if state.stage != stage:
         raise InputError(f"{path}: holds a {state.stage!r} run, not {stage!r}; use another --out")
-    differing = {key: (state.run.get(key), value) for key, value in run.items()}
+    keys = sorted(set(run) | set(state.run))  # a setting left out is one at its default
+    differing = {key: (state.run.get(key), run.get(key)) for key in keys}
     differing = {key: pair for key, pair in differing.items() if pair[0] != pair[1]}
     if differing:
         listed = ", ".join(
-            f"{key} was {old!r}, now {new!r}" for key, (old, new) in differing.items()
+            f"{key} was {_shown(old)}, now {_shown(new)}" for key, (old, new) in differing.items()
         )
         raise InputError(
             f"{path}: cannot resume with different settings ({listed}); "
             "repeat the original ones or use another --out"
         )
+
+
+def _shown(value: Any) -> str:
+    """A setting in a refusal: None is one left out at its default (run_settings)."""
+    return "the default" if value is None else repr(value)
 
 
 def restore_modules(

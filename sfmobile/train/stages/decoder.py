@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -130,9 +130,11 @@ class DecoderStage:
         heldout: int = HELDOUT_LATENTS,
         console: Console | None = None,
         data: RealData | None = None,
+        device: str = "cpu",
     ) -> None:
         """data: the user's images (or cached latents) instead of the synthetic scenes; its
-        image_size then replaces `image_size`."""
+        image_size then replaces `image_size`. device: the run's --device, where the latent
+        pool is generated (the Trainer later moves everything there too)."""
         if init not in INITIALISATIONS:
             raise InputError(f"init must be one of {INITIALISATIONS}, got {init!r}")
         if not 0.0 <= real_fraction <= 1.0:
@@ -155,11 +157,13 @@ class DecoderStage:
             image_size = data.image_size
             captions = data.captions(pool_size + heldout)
             self.pool_captions, self.heldout_captions = captions[:pool_size], captions[pool_size:]
-            self.batches = self._data_batches  # the Trainer reads a stage's own batches
+            self.batches = data.batches  # the Trainer reads a stage's own batches
         self.image_size, self.data_seed = image_size, data_seed
         self.real_fraction, self.heldout = real_fraction, heldout
         self.latent_size = image_size // self.vae.config.downscale
-        ranks = distributed.start()
+        ranks = distributed.start(device)  # the Trainer's process group (NCCL on cuda)
+        for module in (teacher.unet, teacher.text_encoder):
+            module.to(ranks.device)
         self.pool = latent_pool(
             Path(out) / POOL_FILE,
             teacher,
@@ -186,12 +190,6 @@ class DecoderStage:
         """(pool latents, encoded scenes) in a batch of batch_size."""
         real = round(batch_size * self.real_fraction)
         return batch_size - real, real
-
-    def _data_batches(
-        self, start: int, batch_size: int, rank: int, world_size: int
-    ) -> Iterator[dict]:
-        """This rank's batches of --data or --cache from its sample `start` on."""
-        return self.data.batches(start, batch_size, rank, world_size, self.console)
 
     def latents(self, batch: dict, generator: torch.Generator) -> list[torch.Tensor]:
         """Scaled latents of one step: [pool draws, the batch's first images encoded (or its

@@ -41,12 +41,11 @@ finish() writes out/student/, an sfmobile checkpoint whose scheduler samples stu
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from torch import nn
 
 from sfmobile.config import ModelConfig
@@ -178,10 +177,9 @@ class DistillStage:
         self.chains = torch.tensor(teacher_chains(self.scheduler, config))  # [S, k + 1]
         self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
         self.data = data
-        self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
         self.run_settings = data.run_settings() if data is not None else {}
         if data is not None:  # the Trainer reads a stage's own batches when it has them
-            self.batches = self._data_batches
+            self.batches = data.batches
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.student}
@@ -192,12 +190,6 @@ class DistillStage:
             "text_encoder": self.teacher.text_encoder,
             "vae": self.teacher.vae,
         }
-
-    def _data_batches(
-        self, start: int, batch_size: int, rank: int, world_size: int
-    ) -> Iterator[dict]:
-        """This rank's batches of --data or --cache from its sample `start` on."""
-        return self.data.batches(start, batch_size, rank, world_size, self.console)
 
     def loss(
         self,

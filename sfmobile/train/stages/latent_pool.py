@@ -69,8 +69,9 @@ def generate_latents(
     label: str,
     hidden: bool = False,
 ) -> torch.Tensor:
-    """Scaled final latents [N, C, latent_size, latent_size] of the teacher, GENERATION_BATCH
-    prompts at a time, with a progress bar (hidden=True shows none)."""
+    """Scaled final latents [N, C, latent_size, latent_size] of the teacher (computed on its
+    UNet's device, returned on the CPU), GENERATION_BATCH prompts at a time, with a progress bar
+    (hidden=True shows none)."""
     steps, guidance = teacher.scheduler.default_steps, teacher.scheduler.default_guidance
     columns = (
         TextColumn(f"[bold]{label}"),
@@ -94,7 +95,7 @@ def generate_latents(
                 )
             )
             progress.update(task, completed=end)
-    return torch.cat(parts)
+    return torch.cat(parts).cpu()
 
 
 def pool_metadata(

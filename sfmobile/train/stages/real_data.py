@@ -15,16 +15,14 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-from rich.console import Console
 
 from sfmobile.errors import ConfigError, InputError
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.tokenizer import ClipTokenizer
-from sfmobile.train.data.batches import cached_batches, image_batches
-from sfmobile.train.data.bucketed import bucketed_batches
+from sfmobile.train.data.batches import StreamOptions, cached_batches, image_batches
 from sfmobile.train.data.images import Buckets
 from sfmobile.train.data.latent_cache import LatentCache
-from sfmobile.train.data.source import DataReport, DataSpec, open_image_captions
+from sfmobile.train.data.source import DataSpec, open_image_captions
 from sfmobile.train.sampling import encode_captions
 
 
@@ -60,23 +58,19 @@ class RealData:
         return settings
 
     def batches(
-        self, start: int, batch_size: int, rank: int, world_size: int, console: Console
+        self,
+        start: int,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        stream: StreamOptions | None = None,
     ) -> Iterator[dict]:
-        """This rank's batches from its sample `start` on (the Trainer's data hook); what each
-        pass skipped is printed on `console`."""
+        """This rank's batches from its sample `start` on (the Trainer's data hook); `stream`:
+        --data-workers and the saved stream position (data/batches.py; unused by a cache)."""
         if self.cache is not None:
             return cached_batches(LatentCache(self.cache), batch_size, rank, world_size, start)
-
-        def report(data: DataReport) -> None:
-            console.print(f"--data, one pass of rank {rank}: {data.summary()}")
-
-        if self.buckets is not None:
-            return bucketed_batches(
-                self.data, self.buckets, batch_size, rank, world_size, start, report
-            )
-        return image_batches(
-            self.data, self.image_size, batch_size, rank, world_size, start, report
-        )
+        size = self.buckets if self.buckets is not None else self.image_size
+        return image_batches(self.data, size, batch_size, rank, world_size, start, stream)
 
     def captions(self, count: int) -> list[str]:
         """The first `count` captions of the data in order (cycled when it has fewer), e.g. the

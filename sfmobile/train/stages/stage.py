@@ -35,14 +35,21 @@ class Stage(Protocol):
     loss(models, batch, step, generator): (scalar loss of this rank's batch, metrics to log as
         {name: float}). `models` are the trainable modules as the Trainer runs them
         (DistributedDataParallel-wrapped under torchrun): call those, not the stage's own
-        references. Draw every random number from `generator` (seeded by seed, rank and step),
-        never from torch's global generator, so a resumed run repeats the same draws.
+        references. Draw every random number from `generator` (seeded by seed, rank, step and
+        micro-batch, on the run's --device), never from torch's global generator, so a resumed
+        run repeats the same draws. The Trainer runs it with torch's default device set to the
+        run's device (tensors made without a device land there) and, for --precision bf16 /
+        fp16, under autocast.
     finish(out_dir): write the stage's result under out_dir (e.g. out_dir/"teacher"); by then
         the trainable modules hold the final weights (the EMA's, when the run keeps one).
-    batches (optional method): batches(start, batch_size, rank, world_size) -> an endless
-        iterator of this rank's batches from its sample `start` on, for a stage that reads its
-        own data (real_data.RealData: --data or --cache, for unet, distill and decoder);
-        without it the Trainer reads the scenes.
+    batches (optional method): batches(start, batch_size, rank, world_size[, stream]) -> an
+        endless iterator of this rank's batches from its sample `start` on, for a stage that
+        reads its own data (real_data.RealData: --data or --cache, for unet, distill and
+        decoder); without it the Trainer reads the scenes. With a `stream` parameter it gets
+        data/batches.StreamOptions (--data-workers and the position saved with the checkpoint,
+        for image_batches).
+    Tensors the stage keeps as attributes (a latent pool, a timestep table) are moved to the
+        run's device with its modules (engine/device.move_stage).
     run_settings (optional attribute): {name: JSON value} a resumed run must repeat (a stage
         with its own batches names its data and image size here).
     skips_blocks (optional attribute): True when a step may leave some trainable parameters

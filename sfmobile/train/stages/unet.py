@@ -22,13 +22,12 @@ sfmobile checkpoint (student UNet + the teacher's text encoder, VAE and tokenize
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
 from torch import nn
 
 from sfmobile.config import UNetConfig, check_unet_fits
@@ -100,10 +99,10 @@ class UnetStage:
         self.scheduler = DdimScheduler(teacher.scheduler)
         self.tokenizer = ClipTokenizer.of_model(teacher.tokenizer_dir)
         self.source = config.source()
-        self.console = Console(stderr=True, soft_wrap=True)  # where skipped samples are reported
         self.skippable = skippable_blocks(self.unet)
         self.skips_blocks = config.robust_skip_prob > 0  # the Trainer's DDP must allow it
         self.run_settings = self.source.run_settings()  # a resume must repeat them
+        self.batches = self.source.batches  # the Trainer's data hook (stage.py)
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
@@ -111,10 +110,6 @@ class UnetStage:
     def frozen(self) -> dict[str, nn.Module]:
         t = self.teacher
         return {"teacher_unet": t.unet, "text_encoder": t.text_encoder, "vae": t.vae}
-
-    def batches(self, start: int, batch_size: int, rank: int, world_size: int) -> Iterator[dict]:
-        """This rank's batches from its sample `start` on (the Trainer's data hook)."""
-        return self.source.batches(start, batch_size, rank, world_size, self.console)
 
     def loss(
         self,
