@@ -1,0 +1,60 @@
+"""verify's pass/fail limits, one row per recipe label (sfmobile/export/recipe.py: LABELS).
+
+A component is judged by its relative error, ||ours - reference|| / ||reference|| (L2 over every
+output value of the check), which does not depend on the scale of a model's activations nor
+grow with the image size the way a max abs error does; a final image by its PSNR against the
+fp32 PyTorch image. Each component is judged at its own manifest precision (a QNN bundle's text
+encoder is fp16 whatever its UNet is); images at the UNet's.
+
+The numbers were set from measured bundles, with the margin rule of docs/verify.md ("How the
+thresholds were set"); the measurements are there too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sfmobile.errors import BundleError
+from sfmobile.export.recipe import LABELS
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Largest relative error per component (the UNet's at every step) and the smallest PSNR
+    of every final image."""
+
+    text_encoder: float
+    unet: float
+    decoder: float
+    encoder: float
+    min_psnr_db: float
+
+    def component(self, name: str) -> float:
+        return getattr(self, name)
+
+
+THRESHOLDS: dict[str, Thresholds] = {
+    "fp32": Thresholds(text_encoder=1e-4, unet=1e-4, decoder=1e-4, encoder=1e-4, min_psnr_db=40.0),
+    "fp16": Thresholds(text_encoder=0.01, unet=0.01, decoder=0.01, encoder=0.01, min_psnr_db=35.0),
+    "int8-dynamic": Thresholds(
+        text_encoder=0.1, unet=0.1, decoder=0.1, encoder=0.1, min_psnr_db=22.0
+    ),
+    "int8-static": Thresholds(
+        text_encoder=0.1, unet=0.1, decoder=0.1, encoder=0.1, min_psnr_db=22.0
+    ),
+    "w8a16": Thresholds(text_encoder=0.1, unet=0.1, decoder=0.1, encoder=0.1, min_psnr_db=25.0),
+    "w8a8": Thresholds(text_encoder=0.3, unet=0.3, decoder=0.3, encoder=0.3, min_psnr_db=20.0),
+}
+if set(THRESHOLDS) != set(LABELS):  # tests/test_verify_thresholds.py says which label
+    raise RuntimeError("verify THRESHOLDS must have exactly one row per recipe label")
+
+
+def thresholds_for(label: str, where: str) -> Thresholds:
+    """The row of `label`; a BundleError naming `where` (the manifest entry) when verify has
+    none, rather than judging a bundle against the wrong precision's limits."""
+    if label not in THRESHOLDS:
+        raise BundleError(
+            f"{where}: precision {label!r} has no verify thresholds "
+            f"(known: {', '.join(THRESHOLDS)})"
+        )
+    return THRESHOLDS[label]
