@@ -33,19 +33,26 @@ class Thresholds:
         return getattr(self, name)
 
 
+# 3x the worst relative error measured on a bundle that passed (rounded up to one significant
+# digit), the worst image PSNR minus 10 dB; fp32 rows are floors. docs/verify.md has the table.
 THRESHOLDS: dict[str, Thresholds] = {
     "fp32": Thresholds(text_encoder=1e-4, unet=1e-4, decoder=1e-4, encoder=1e-4, min_psnr_db=40.0),
-    "fp16": Thresholds(text_encoder=0.01, unet=0.01, decoder=0.01, encoder=0.01, min_psnr_db=35.0),
+    "fp16": Thresholds(
+        text_encoder=0.004, unet=0.03, decoder=0.004, encoder=0.006, min_psnr_db=42.0
+    ),
     "int8-dynamic": Thresholds(
-        text_encoder=0.1, unet=0.1, decoder=0.1, encoder=0.1, min_psnr_db=22.0
+        text_encoder=0.04, unet=0.08, decoder=0.2, encoder=0.08, min_psnr_db=23.0
     ),
+    # The UNet's 1.0 is TFLite's: its static int8 UNet drifts to 0.32 at the last step of the
+    # tiny model (ONNX's stays under 0.08); docs/verify.md, "Findings".
     "int8-static": Thresholds(
-        text_encoder=0.1, unet=0.1, decoder=0.1, encoder=0.1, min_psnr_db=22.0
+        text_encoder=0.09, unet=1.0, decoder=0.2, encoder=0.2, min_psnr_db=19.0
     ),
-    "w8a16": Thresholds(text_encoder=0.1, unet=0.1, decoder=0.1, encoder=0.1, min_psnr_db=25.0),
-    "w8a8": Thresholds(text_encoder=0.3, unet=0.3, decoder=0.3, encoder=0.3, min_psnr_db=20.0),
+    # No w8a* text encoder exists (QNN compiles it in fp16); its limit is int8-static's.
+    "w8a16": Thresholds(text_encoder=0.09, unet=0.2, decoder=0.3, encoder=0.2, min_psnr_db=28.0),
+    "w8a8": Thresholds(text_encoder=0.09, unet=0.4, decoder=0.3, encoder=0.2, min_psnr_db=19.0),
 }
-if set(THRESHOLDS) != set(LABELS):  # tests/test_verify_thresholds.py says which label
+if set(THRESHOLDS) != set(LABELS):  # tests/test_verify_components.py checks every label
     raise RuntimeError("verify THRESHOLDS must have exactly one row per recipe label")
 
 
