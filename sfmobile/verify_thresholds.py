@@ -49,7 +49,7 @@ THRESHOLDS: dict[str, Thresholds] = {
         text_encoder=0.09, unet=1.0, decoder=0.2, encoder=0.2, min_psnr_db=19.0
     ),
     # No w8a* text encoder exists (QNN compiles it in fp16); its limit is int8-static's.
-    "w8a16": Thresholds(text_encoder=0.09, unet=0.2, decoder=0.3, encoder=0.2, min_psnr_db=28.0),
+    "w8a16": Thresholds(text_encoder=0.09, unet=0.2, decoder=0.3, encoder=0.2, min_psnr_db=18.0),
     "w8a8": Thresholds(text_encoder=0.09, unet=0.4, decoder=0.3, encoder=0.2, min_psnr_db=19.0),
 }
 if set(THRESHOLDS) != set(LABELS):  # tests/test_verify_components.py checks every label
