@@ -94,6 +94,14 @@ def test_a_correct_bundle_passes_with_one_unet_check_per_step(bundle, model):
         assert 0 <= check.rel_error <= check.threshold and check.passed
 
 
+def test_a_batch_1_unet_is_checked_per_step_on_both_rows_of_the_guidance_pair(model, tmp_path):
+    path = export_bundle(model, tmp_path / "b1", "onnx", "fp32", None, SIZE, SIZE, cfg_batch=1)
+    report = verify_bundle(path, model, prompts=1)
+    unet = [c for c in report.components if c.component == "unet"]
+    assert [(c.step, c.samples) for c in unet] == [(step, 2) for step in range(1, STEPS + 1)]
+    assert report.passed
+
+
 @pytest.mark.parametrize("component", ["text_encoder", "unet", "decoder"])
 def test_a_corrupted_component_fails_verify_naming_it(bundle, model, component, tmp_path):
     report = verify_bundle(corrupted(bundle, component, tmp_path), model, prompts=1)
