@@ -133,6 +133,8 @@ def test_the_cli_exits_1_naming_the_failed_step_and_writes_every_check(bundle, m
     assert data["passed"] is False
     assert len(data["components"]) == 2 + STEPS
     assert any(line.startswith("unet step 2 ") for line in data["failures"])
+    for line in data["failures"]:  # each printed whole on one line
+        assert f"FAIL {line}" in result.output.splitlines()
 
 
 def all_recipes() -> list[Recipe]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sfmobile.cli.app import app, user_errors_exit_2
@@ -61,7 +62,7 @@ def verify(
         )  # fmt: skip
     console.print(table)
     for line in report.failures():
-        console.print(f"[red]FAIL[/red] {line}")
+        console.print(f"[red]FAIL[/red] {escape(line)}", soft_wrap=True)  # one line, greppable
     if json_out:
         text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
         write_atomically(json_out, text.encode())
