@@ -41,7 +41,7 @@ THRESHOLDS: dict[str, Thresholds] = {
         text_encoder=0.004, unet=0.03, decoder=0.004, encoder=0.006, min_psnr_db=42.0
     ),
     "int8-dynamic": Thresholds(
-        text_encoder=0.04, unet=0.08, decoder=0.2, encoder=0.08, min_psnr_db=23.0
+        text_encoder=0.07, unet=0.08, decoder=0.2, encoder=0.08, min_psnr_db=23.0
     ),
     # The UNet's 1.0 is TFLite's: its static int8 UNet drifts to 0.32 at the last step of the
     # tiny model (ONNX's stays under 0.08); docs/verify.md, "Findings".
