@@ -1,7 +1,9 @@
-"""Does a bundle still make the same picture? Per component: max abs and relative error against
-the PyTorch reference on inputs from real denoising trajectories; end to end: PSNR and max pixel
-difference of final images from the same seeds. Pass/fail thresholds per precision are below,
-set from measurements (docs/verify.md says how they were measured).
+"""Does a bundle still make the same picture? Per component, on identical inputs taken from a
+real fp32 denoising trajectory of the PyTorch reference: the text encoder's embeddings, the
+UNet's output at every step (teacher-forced: each step gets the reference's latents, so errors
+do not compound) and the decoder's (and VAE encoder's) output; end to end: PSNR and max pixel
+difference of final images from the same seeds. Every check is judged against the threshold of
+its precision (sfmobile/verify_thresholds.py; docs/verify.md says how they were measured).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from sfmobile.errors import InputError
 from sfmobile.export.calibration import CALIBRATION_PROMPTS, collect_calibration
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.pipeline import Pipeline
+from sfmobile.verify_thresholds import THRESHOLDS, Thresholds, thresholds_for
 from sfmobile.weights.fingerprint import weights_fingerprint
+
+__all__ = ["THRESHOLDS", "VERIFY_PROMPTS", "Thresholds", "psnr", "verify_bundle"]
 
 # The prompts of every verify check (component inputs and final images): never calibration
 # prompts, so a bundle is judged on inputs its quantization ranges were not fitted to.
@@ -35,35 +40,32 @@ if set(VERIFY_PROMPTS) & set(CALIBRATION_PROMPTS):
     raise RuntimeError("verify prompts overlap the calibration prompts")
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """component_max_abs: every component's max abs error (None: reported, not judged);
-    min_psnr_db: every final image's PSNR against the fp32 PyTorch image."""
-
-    component_max_abs: float | None
-    min_psnr_db: float
-
-
-THRESHOLDS = {
-    "fp32": Thresholds(component_max_abs=1e-4, min_psnr_db=40.0),
-    "fp16": Thresholds(component_max_abs=None, min_psnr_db=35.0),
-    "int8-dynamic": Thresholds(component_max_abs=None, min_psnr_db=22.0),
-    "int8-static": Thresholds(component_max_abs=None, min_psnr_db=22.0),
-    # QNN bundles on the HTP simulator (docs/verify.md, "QNN"): worst measured image w8a16 28.4 dB
-    # (demo), w8a8 24.1 dB (tiny; the demo model's w8a8 at 16 dB fails, as it should).
-    "w8a16": Thresholds(component_max_abs=None, min_psnr_db=25.0),
-    "w8a8": Thresholds(component_max_abs=None, min_psnr_db=20.0),
-}
-
-
 @dataclass
 class ComponentCheck:
+    """One component on identical inputs; the UNet has one check per step of the trajectory."""
+
     component: str
     precision: str
+    step: int | None  # UNet: 1-based step of the reference trajectory
+    timestep: float | None  # UNet: the step's timestep
     samples: int
     max_abs: float
-    max_rel: float
+    max_rel: float  # max abs / the largest reference value
+    rel_error: float  # judged: ||ours - reference|| / ||reference||
+    threshold: float
     passed: bool
+
+    @property
+    def name(self) -> str:
+        if self.step is None:
+            return self.component
+        return f"{self.component} step {self.step} (t={self.timestep:g})"
+
+    def failure(self) -> str:
+        return (
+            f"{self.name} ({self.precision}): relative error {self.rel_error:.3g} "
+            f"> threshold {self.threshold:.3g} (max abs {self.max_abs:.3g})"
+        )
 
 
 @dataclass
@@ -72,7 +74,14 @@ class ImageCheck:
     seed: int
     psnr_db: float
     max_pixel_diff: int
+    min_psnr_db: float
     passed: bool
+
+    def failure(self) -> str:
+        return (
+            f"image seed {self.seed}: PSNR {self.psnr_db:.1f} dB < threshold "
+            f"{self.min_psnr_db:g} dB (max pixel difference {self.max_pixel_diff})"
+        )
 
 
 @dataclass
@@ -84,15 +93,21 @@ class VerifyReport:
 
     @property
     def passed(self) -> bool:
-        checks = [c.passed for c in self.components] + [i.passed for i in self.images]
-        return all(checks)
+        return not self.failures()
+
+    def failures(self) -> list[str]:
+        """One line per failed check: what, where, measured vs threshold."""
+        checks = [*self.components, *self.images]
+        return [check.failure() for check in checks if not check.passed]
 
     def to_dict(self) -> dict:
-        """JSON-ready: an infinite PSNR (identical images) is written as the string "inf"."""
-        data = {**asdict(self), "passed": self.passed}
-        for image in data["images"]:
-            if math.isinf(image["psnr_db"]):
-                image["psnr_db"] = "inf"
+        """JSON-ready: a non-finite number (an identical image's PSNR, a NaN output's error) is
+        written as a string ("inf", "nan")."""
+        data = {**asdict(self), "passed": self.passed, "failures": self.failures()}
+        for check in data["components"] + data["images"]:
+            for key, value in check.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    check[key] = str(value)
         return data
 
 
@@ -102,10 +117,35 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def _compare(ours: list[np.ndarray], reference: list[np.ndarray]) -> tuple[float, float]:
-    max_abs = max(float(np.max(np.abs(a - b))) for a, b in zip(ours, reference, strict=True))
+def errors(ours: list[np.ndarray], reference: list[np.ndarray]) -> tuple[float, float, float]:
+    """(max abs, max abs / largest reference value, L2 relative error) over all outputs."""
+    diff = [
+        a.astype(np.float64) - b.astype(np.float64) for a, b in zip(ours, reference, strict=True)
+    ]
+    max_abs = max(float(np.max(np.abs(d))) for d in diff)
     scale = max(float(np.max(np.abs(b))) for b in reference) or 1.0
-    return max_abs, max_abs / scale
+    error_norm = math.sqrt(sum(float(np.sum(d * d)) for d in diff))
+    reference_norm = math.sqrt(sum(float(np.sum(b.astype(np.float64) ** 2)) for b in reference))
+    return max_abs, max_abs / scale, error_norm / (reference_norm or 1.0)
+
+
+def _check_source(bundle_path: Path, source_sha: str, reference: StableDiffusion) -> None:
+    actual_sha = weights_fingerprint(reference.modules())
+    if actual_sha != source_sha:
+        raise InputError(
+            f"--reference {reference.source}: its weights (sha256 {actual_sha[:12]}...) are not "
+            f"the ones {bundle_path} was exported from (source_sha256 {source_sha[:12]}...)"
+        )
+
+
+def _groups(name: str, samples: list[tuple], steps: int) -> list[tuple[int | None, list]]:
+    """The checks of one component: the UNet's samples split by step (a batch-1 UNet has the
+    unconditional and conditional rows of a step as two samples), every other component's in
+    one group."""
+    if name != "unet":
+        return [(None, samples)]
+    per_step = len(samples) // steps
+    return [(step + 1, samples[step * per_step : (step + 1) * per_step]) for step in range(steps)]
 
 
 def verify_bundle(
@@ -113,21 +153,19 @@ def verify_bundle(
 ) -> VerifyReport:
     """Check every component and `prompts` final images of the bundle against `reference`,
     which must hold the weights the bundle was exported from (its source_sha256)."""
-    bundle = read_bundle(bundle_path)
-    manifest = bundle.manifest
-    expected_sha = manifest.created_by["source_sha256"]
-    actual_sha = weights_fingerprint(reference.modules())
-    if actual_sha != expected_sha:
-        raise InputError(
-            f"--reference {reference.source}: its weights (sha256 {actual_sha[:12]}...) are not "
-            f"the ones {bundle_path} was exported from (source_sha256 {expected_sha[:12]}...)"
-        )
+    manifest = read_bundle(bundle_path).manifest
+    _check_source(bundle_path, manifest.created_by["source_sha256"], reference)
+    limits = {
+        name: thresholds_for(spec.precision, f"{bundle_path}: manifest component {name}")
+        for name, spec in manifest.components.items()
+    }
     backend_name = next(iter(manifest.components.values())).format
     ours = open_backend(bundle_path, backend_name)
     torch_backend = TorchBackend(reference)
     steps = manifest.scheduler["default_steps"]
     guidance = manifest.scheduler["default_guidance"]
     height, width = manifest.image["height"], manifest.image["width"]
+    cfg_batch = manifest.guidance["cfg_batch"]
     report = VerifyReport(bundle=str(bundle_path), backend=backend_name)
 
     samples = collect_calibration(
@@ -138,7 +176,7 @@ def verify_bundle(
         guidance=guidance,
         height=height,
         width=width,
-        unet_batch=manifest.guidance["cfg_batch"],
+        unet_batch=cfg_batch,
         prompt_set=VERIFY_PROMPTS,
     )
     calls = {
@@ -149,20 +187,21 @@ def verify_bundle(
     if "encoder" in manifest.components:  # optional (image-to-image)
         calls["encoder"] = lambda b, s: b.encode_image(s[0])
     for name, call in calls.items():
-        inputs = samples.for_target(name)
-        max_abs, max_rel = _compare(
-            [call(ours, s) for s in inputs], [call(torch_backend, s) for s in inputs]
-        )
         precision = manifest.components[name].precision
-        limit = THRESHOLDS[precision].component_max_abs
-        report.components.append(
-            ComponentCheck(
-                name, precision, len(inputs), max_abs, max_rel, limit is None or max_abs <= limit
+        limit = limits[name].component(name)
+        for step, inputs in _groups(name, samples.for_target(name), steps):
+            max_abs, max_rel, rel_error = errors(
+                [call(ours, s) for s in inputs], [call(torch_backend, s) for s in inputs]
             )
-        )
+            timestep = float(inputs[0][1][0]) if step is not None else None
+            report.components.append(
+                ComponentCheck(
+                    name, precision, step, timestep, len(inputs), max_abs, max_rel,
+                    rel_error, limit, rel_error <= limit,
+                )
+            )  # fmt: skip
 
-    cfg_batch = manifest.guidance["cfg_batch"]
-    unet_precision = manifest.components["unet"].precision
+    min_psnr_db = limits["unet"].min_psnr_db
     for index in range(prompts):
         prompt = VERIFY_PROMPTS[(index + 1) % len(VERIFY_PROMPTS)]
         kwargs = dict(
@@ -173,8 +212,6 @@ def verify_bundle(
         value = psnr(image, expected)
         diff = int(np.max(np.abs(image.astype(np.int16) - expected.astype(np.int16))))
         report.images.append(
-            ImageCheck(
-                prompt, seed + index, value, diff, value >= THRESHOLDS[unet_precision].min_psnr_db
-            )
+            ImageCheck(prompt, seed + index, value, diff, min_psnr_db, value >= min_psnr_db)
         )
     return report
