@@ -17,7 +17,8 @@ token embedding table, a third of a text encoder's weights) are quantized, for s
 included ONNX Runtime runs ConvInteger, which has no fast x86 path: the SD-1.5 UNet became 2.2x
 slower than fp32 (ENVIRONMENT.md) and the demo decoder ~5x slower (measured); MatMul/Gemm alone
 made the SD-1.5 UNet 1.26x faster (measured again: 4.24 s -> 3.37 s per batch-1 call).
-Convolutions therefore keep float32 weights here.
+Convolutions therefore keep float32 weights here; in a large model they are hidden from the
+quantizer (external_data.hide_weights), which would otherwise hold three copies of them.
 
 int8 static: QDQ, weights int8 per output channel, activations uint8 per tensor from MinMax over
 the calibration samples; Conv/MatMul/Gemm/Gather only (the text encoder's additive causal mask
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from sfmobile.export.external_data import hide_weights, restore_weights
 from sfmobile.export.targets import ExportTarget
 
 DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
@@ -124,6 +126,10 @@ def quantize_int8_dynamic(source: Path, work: Path, large: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     prepared = infer_shapes(source, work / "prepared.onnx")
+    hidden = []
+    if large:  # the quantizer never sees (loads, copies) the weights it leaves float
+        hidden = hide_weights(prepared, work / "visible.onnx", DYNAMIC_OPS)
+        prepared = work / "visible.onnx"
     destination = work / "int8_dynamic.onnx"
     with quiet_quantizer():
         quantize_dynamic(
@@ -134,6 +140,9 @@ def quantize_int8_dynamic(source: Path, work: Path, large: bool) -> Path:
             weight_type=QuantType.QInt8,
             use_external_data_format=large,
         )
+    if hidden:
+        restore_weights(destination, hidden, work / "int8_dynamic_whole.onnx")
+        destination = work / "int8_dynamic_whole.onnx"
     return destination
 
 
