@@ -38,7 +38,9 @@ import onnx
 
 from sfmobile.bundle import ComponentSpec
 from sfmobile.errors import ConfigError
-from sfmobile.export.onnx import graph_specs, traced_and_simplified
+from sfmobile.export.external_data import hide_weights, restore_weights
+from sfmobile.export.memory import give_back
+from sfmobile.export.onnx import graph_specs, is_large, traced_and_simplified
 from sfmobile.export.onnx_precision import SampleReader, quiet_quantizer
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
@@ -54,14 +56,24 @@ EP_CONTEXT = "EPContext"
 
 
 def rewrite_for_htp(source: Path, destination: Path) -> Path:
-    """Fuse the exact-GELU chains into Gelu nodes (see the module docstring), file to file."""
+    """Fuse the exact-GELU chains into Gelu nodes (see the module docstring), file to file.
+
+    The fusions read the graph and its scalar constants, never the weights, so the weights are
+    hidden from it (graph inputs meanwhile, external_data.hide_weights) and put back after: a
+    full-size UNet's graph is then written and read without its 3 GB, and the result needs no
+    2 GiB protobuf of weights whatever the model's size."""
     from onnxruntime.quantization.execution_providers.qnn import qnn_preprocess_model
 
-    model = onnx.load(str(source))
+    visible = destination.with_name("visible_" + destination.name)
+    hidden = hide_weights(source, visible, ())
+    model = onnx.load(str(visible))
     # qnn_preprocess_model (ORT 1.32) crashes merging a model's own metadata_props; ours only
     # hold the exporter's notes.
     del model.metadata_props[:]
-    return destination if qnn_preprocess_model(model, str(destination)) else source
+    if not qnn_preprocess_model(model, str(visible)):
+        return source
+    restore_weights(visible, hidden, destination)
+    return destination
 
 
 def htp_overrides(graph: onnx.GraphProto) -> dict[str, list[dict]]:
@@ -159,13 +171,15 @@ def export_component(
     recipe.check_calibration(target.name, calibration)
     precision = recipe.label
     out_dir = Path(out_dir)
+    large = is_large(target)  # before the trace, which may release the torch weights
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-qnn-", dir=out_dir) as scratch:
         work = Path(scratch)
-        current = traced_and_simplified(target, work, phase)
+        current = traced_and_simplified(target, work, phase, large)
         if precision != "fp16":
             phase("quantize")
             current = rewrite_for_htp(current, work / "rewritten.onnx")
             current = quantize_qdq(current, work / "qdq.onnx", precision, calibration or [])
+            give_back()
         phase(f"compile for {soc.name}")
         context = out_dir / f"{target.name}_ctx.onnx"
         htp_session(current, soc, context_file=context)
