@@ -278,6 +278,42 @@ def test_large_models_get_one_external_data_file(presets, tmp_path, monkeypatch,
     assert np.abs(output - torch_output(target, latents)).max() <= MAX_ERROR[label]["decoder"]
 
 
+@pytest.mark.parametrize("label", ["fp32", "fp16", "int8-dynamic"])
+def test_large_path_computes_exactly_what_the_inline_path_computes(
+    presets, export_dir, tmp_path, monkeypatch, label
+):
+    """The external-data path (gathered side file; int8 dynamic with the weights it leaves
+    float hidden from ONNX Runtime's quantizer) makes the same model as the inline one."""
+    preset = get_preset(presets, "tiny")
+    precision, quantization = RECIPES[label]
+    _, inline = preset.export(label, export_dir)["unet"]
+    quantizer_inputs = []
+    import onnxruntime.quantization as ort_quantization
+
+    quantize_dynamic = ort_quantization.quantize_dynamic
+
+    def spy(source, *args, **kwargs):
+        quantizer_inputs.append(onnx.load(source, load_external_data=False))
+        return quantize_dynamic(source, *args, **kwargs)
+
+    monkeypatch.setattr(ort_quantization, "quantize_dynamic", spy)
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)
+    spec = onnx_export.export_component(
+        preset.targets["unet"], precision, quantization, None, tmp_path
+    )
+    assert spec.files == ["unet.onnx", "unet.onnx.data"]
+    large = ort.InferenceSession(str(tmp_path / "unet.onnx"), single_thread())
+    for inputs in preset.cases("unet").values():
+        feeds = {t.name: a for t, a in zip(spec.inputs, inputs, strict=True)}
+        np.testing.assert_array_equal(large.run(None, feeds)[0], inline.run(None, feeds)[0])
+    if quantization == "dynamic":
+        (seen,) = quantizer_inputs
+        read_by = {i: n.op_type for n in seen.graph.node for i in n.input}
+        weights = {t.name for t in seen.graph.initializer if len(t.dims) >= 2}
+        assert {read_by[w] for w in weights} <= {"MatMul", "Gemm", "Gather"}
+        assert "Conv" in {read_by[i.name] for i in seen.graph.input if i.name in read_by}
+
+
 def test_export_reports_its_phases(tmp_path):
     target = export_targets(random_model("tiny"), 64, 64, 2)[0]
     phases: list[str] = []
