@@ -314,6 +314,36 @@ def test_large_path_computes_exactly_what_the_inline_path_computes(
         assert "Conv" in {read_by[i.name] for i in seen.graph.input if i.name in read_by}
 
 
+def test_released_weights_make_the_same_bundle_and_are_gone_after(tmp_path):
+    """release_weights (the CLI's): each module's torch weights are freed once traced (the VAE's
+    shared ones only after the encoder, the last to use them); the bundle and its source
+    fingerprint are those of an export that keeps them."""
+    bundles = {}
+    for release in (False, True):
+        model = random_model("tiny")
+        bundles[release] = read_bundle(
+            export_bundle(
+                model, tmp_path / str(release), "onnx", "fp32", None, 64, 64,
+                with_encoder=True, release_weights=release,
+            )
+        )  # fmt: skip
+    assert all(p.numel() == 0 for m in model.modules().values() for p in m.parameters())
+    kept, released = bundles[False].manifest, bundles[True].manifest
+    assert released.created_by == kept.created_by  # source_sha256 of the same weights
+    targets = export_targets(random_model("tiny"), 64, 64, 2, with_encoder=True)
+    for target in targets:
+        outputs = []
+        for bundle in bundles.values():
+            session = ort.InferenceSession(
+                str(bundle.path / f"{target.name}.onnx"), single_thread()
+            )
+            feeds = {
+                t.name: a.numpy() for t, a in zip(target.inputs, target.example_args(), strict=True)
+            }
+            outputs.append(session.run(None, feeds)[0])
+        np.testing.assert_array_equal(*outputs)
+
+
 def test_export_reports_its_phases(tmp_path):
     target = export_targets(random_model("tiny"), 64, 64, 2)[0]
     phases: list[str] = []
