@@ -25,6 +25,11 @@ The text encoder stays fp16 in w8a16/w8a8 bundles (FLOAT_COMPONENTS); its manife
 says so. GroupNorm (traced as Reshape/InstanceNormalization/Reshape) and the attention
 MatMul/Softmax run as they are. A node the HTP still rejects would run on the CPU: the export
 fails naming it unless allow_cpu_fallback, and the manifest records every component's placement.
+
+Large graphs (a full-size fp32 UNet is over protobuf's 2 GiB): above onnx.EXTERNAL_DATA_BYTES the
+simplified graph keeps its weights in a side file, the rewrite never loads them (rewrite_for_htp),
+ONNX Runtime's QDQ quantizer writes external data for such an input, and QNN compiles the context
+from the QDQ model and its side file (the context binary holds the quantized weights).
 """
 
 from __future__ import annotations
