@@ -46,7 +46,7 @@ from sfmobile.errors import ConfigError
 from sfmobile.export.external_data import hide_weights, restore_weights
 from sfmobile.export.memory import give_back
 from sfmobile.export.onnx import graph_specs, is_large, traced_and_simplified
-from sfmobile.export.onnx_precision import SampleReader, quiet_quantizer
+from sfmobile.export.onnx_precision import SampleReader, lean_calibration, quiet_quantizer
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
 from sfmobile.qnn.provider import htp_session
@@ -105,7 +105,7 @@ def quantize_qdq(
 
     graph = onnx.load(str(source), load_external_data=False).graph
     activation = QuantType.QUInt16 if precision == "w8a16" else QuantType.QUInt8
-    with quiet_quantizer():
+    with quiet_quantizer(), lean_calibration():
         config = get_qnn_qdq_config(
             str(source),
             Reader([t.name for t in graph.input], samples),
