@@ -137,9 +137,11 @@ def test_large_path_compiles_a_context_computing_what_the_inline_path_computes(
     seen: list[list[str]] = []
     rewrite = qnn_export.rewrite_for_htp
 
-    def spy(source, destination):  # which side files the rewrite (the first step after) sees
+    def spy(
+        source, destination, opset=None
+    ):  # the side files the rewrite (the first step after) sees
         seen.append(sorted(p.name for p in source.parent.glob("*.data")))
-        return rewrite(source, destination)
+        return rewrite(source, destination, opset)
 
     monkeypatch.setattr(qnn_export, "rewrite_for_htp", spy)
     outputs = []

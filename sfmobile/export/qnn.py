@@ -60,13 +60,19 @@ FLOAT_COMPONENTS = ("text_encoder",)
 EP_CONTEXT = "EPContext"
 
 
-def rewrite_for_htp(source: Path, destination: Path) -> Path:
-    """Fuse the exact-GELU chains into Gelu nodes (see the module docstring), file to file.
+# ONNX Runtime's quantizer converts a model to opset 21 for 16-bit QDQ, in memory: the whole
+# model as one protobuf, which fails past 2 GiB (EncodeError on the full-size snapfusion UNet).
+# The rewrite converts the weightless graph instead, and the quantizer then has nothing to do.
+QDQ_OPSET = {"w8a16": 21}
 
-    The fusions read the graph and its scalar constants, never the weights, so the weights are
-    hidden from it (graph inputs meanwhile, external_data.hide_weights) and put back after: a
-    full-size UNet's graph is then written and read without its 3 GB, and the result needs no
-    2 GiB protobuf of weights whatever the model's size."""
+
+def rewrite_for_htp(source: Path, destination: Path, opset: int | None = None) -> Path:
+    """Fuse the exact-GELU chains into Gelu nodes (see the module docstring) and, given `opset`,
+    convert the graph to it; file to file.
+
+    Neither step reads the weights, so they are hidden (graph inputs meanwhile,
+    external_data.hide_weights) and put back after: a full-size UNet's graph is then written and
+    read without its 3 GB, and no step needs a 2 GiB protobuf of weights."""
     from onnxruntime.quantization.execution_providers.qnn import qnn_preprocess_model
 
     visible = destination.with_name("visible_" + destination.name)
@@ -75,7 +81,13 @@ def rewrite_for_htp(source: Path, destination: Path) -> Path:
     # qnn_preprocess_model (ORT 1.32) crashes merging a model's own metadata_props; ours only
     # hold the exporter's notes.
     del model.metadata_props[:]
-    if not qnn_preprocess_model(model, str(visible)):
+    changed = qnn_preprocess_model(model, str(visible))
+    model = onnx.load(str(visible)) if changed else model
+    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset is not None and current < opset:
+        onnx.save_model(onnx.version_converter.convert_version(model, opset), str(visible))
+        changed = True
+    if not changed:
         return source
     restore_weights(visible, hidden, destination)
     return destination
@@ -182,7 +194,7 @@ def export_component(
         current = traced_and_simplified(target, work, phase, large)
         if precision != "fp16":
             phase("quantize")
-            current = rewrite_for_htp(current, work / "rewritten.onnx")
+            current = rewrite_for_htp(current, work / "rewritten.onnx", QDQ_OPSET.get(precision))
             current = quantize_qdq(current, work / "qdq.onnx", precision, calibration or [])
             give_back()
         phase(f"compile for {soc.name}")
