@@ -278,6 +278,72 @@ def test_large_models_get_one_external_data_file(presets, tmp_path, monkeypatch,
     assert np.abs(output - torch_output(target, latents)).max() <= MAX_ERROR[label]["decoder"]
 
 
+@pytest.mark.parametrize("label", ["fp32", "fp16", "int8-dynamic"])
+def test_large_path_computes_exactly_what_the_inline_path_computes(
+    presets, export_dir, tmp_path, monkeypatch, label
+):
+    """The external-data path (gathered side file; int8 dynamic with the weights it leaves
+    float hidden from ONNX Runtime's quantizer) makes the same model as the inline one."""
+    preset = get_preset(presets, "tiny")
+    precision, quantization = RECIPES[label]
+    _, inline = preset.export(label, export_dir)["unet"]
+    quantizer_inputs = []
+    import onnxruntime.quantization as ort_quantization
+
+    quantize_dynamic = ort_quantization.quantize_dynamic
+
+    def spy(source, *args, **kwargs):
+        quantizer_inputs.append(onnx.load(source, load_external_data=False))
+        return quantize_dynamic(source, *args, **kwargs)
+
+    monkeypatch.setattr(ort_quantization, "quantize_dynamic", spy)
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)
+    spec = onnx_export.export_component(
+        preset.targets["unet"], precision, quantization, None, tmp_path
+    )
+    assert spec.files == ["unet.onnx", "unet.onnx.data"]
+    large = ort.InferenceSession(str(tmp_path / "unet.onnx"), single_thread())
+    for inputs in preset.cases("unet").values():
+        feeds = {t.name: a for t, a in zip(spec.inputs, inputs, strict=True)}
+        np.testing.assert_array_equal(large.run(None, feeds)[0], inline.run(None, feeds)[0])
+    if quantization == "dynamic":
+        (seen,) = quantizer_inputs
+        read_by = {i: n.op_type for n in seen.graph.node for i in n.input}
+        weights = {t.name for t in seen.graph.initializer if len(t.dims) >= 2}
+        assert {read_by[w] for w in weights} <= {"MatMul", "Gemm", "Gather"}
+        assert "Conv" in {read_by[i.name] for i in seen.graph.input if i.name in read_by}
+
+
+def test_released_weights_make_the_same_bundle_and_are_gone_after(tmp_path):
+    """release_weights (the CLI's): each module's torch weights are freed once traced (the VAE's
+    shared ones only after the encoder, the last to use them); the bundle and its source
+    fingerprint are those of an export that keeps them."""
+    bundles = {}
+    for release in (False, True):
+        model = random_model("tiny")
+        bundles[release] = read_bundle(
+            export_bundle(
+                model, tmp_path / str(release), "onnx", "fp32", None, 64, 64,
+                with_encoder=True, release_weights=release,
+            )
+        )  # fmt: skip
+    assert all(p.numel() == 0 for m in model.modules().values() for p in m.parameters())
+    kept, released = bundles[False].manifest, bundles[True].manifest
+    assert released.created_by == kept.created_by  # source_sha256 of the same weights
+    targets = export_targets(random_model("tiny"), 64, 64, 2, with_encoder=True)
+    for target in targets:
+        outputs = []
+        for bundle in bundles.values():
+            session = ort.InferenceSession(
+                str(bundle.path / f"{target.name}.onnx"), single_thread()
+            )
+            feeds = {
+                t.name: a.numpy() for t, a in zip(target.inputs, target.example_args(), strict=True)
+            }
+            outputs.append(session.run(None, feeds)[0])
+        np.testing.assert_array_equal(*outputs)
+
+
 def test_export_reports_its_phases(tmp_path):
     target = export_targets(random_model("tiny"), 64, 64, 2)[0]
     phases: list[str] = []

@@ -130,3 +130,46 @@ def test_rejected_nodes_fail_the_export_naming_them(model, tmp_path, monkeypatch
 def test_bad_qnn_recipe_is_an_input_error(model, tmp_path, precision, soc, match):
     with pytest.raises(InputError, match=match):
         export_bundle(model, tmp_path / "b", "qnn", precision, height=SIZE, width=SIZE, soc=soc)
+
+
+def test_large_path_compiles_a_context_computing_what_the_inline_path_computes(
+    model, tmp_path, monkeypatch
+):
+    """Graphs over EXTERNAL_DATA_BYTES (a full-size fp32 UNet is over protobuf's 2 GiB) keep
+    their weights in side files through the HTP rewrite, the QDQ quantization and the context
+    compile; forced on the tiny UNet by a zero threshold, the compiled context computes
+    exactly what the inline path's does."""
+    import sfmobile.export.onnx as onnx_export
+    import sfmobile.export.qnn as qnn_export
+    from sfmobile.export.calibration import collect_calibration
+    from sfmobile.export.targets import export_targets
+    from sfmobile.qnn.provider import htp_session
+    from sfmobile.qnn.socs import soc
+
+    chip = soc("SM8550")
+    target = export_targets(model, SIZE, SIZE, 2)[1]
+    samples = collect_calibration(model, prompts=1, height=SIZE, width=SIZE).for_target("unet")
+    seen: list[list[str]] = []
+    rewrite = qnn_export.rewrite_for_htp
+
+    def spy(
+        source, destination, opset=None
+    ):  # the side files the rewrite (the first step after) sees
+        seen.append(sorted(p.name for p in source.parent.glob("*.data")))
+        return rewrite(source, destination, opset)
+
+    monkeypatch.setattr(qnn_export, "rewrite_for_htp", spy)
+    outputs = []
+    for threshold, folder in ((onnx_export.EXTERNAL_DATA_BYTES, "inline"), (0, "large")):
+        monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", threshold)
+        (tmp_path / folder).mkdir()
+        spec, placed = qnn_export.export_component(
+            target, "w8a16", chip, samples, tmp_path / folder
+        )
+        assert placed["cpu_nodes"] == []
+        assert spec.files == ["unet_ctx.onnx", "unet_ctx_qnn.bin"]
+        session = htp_session(tmp_path / folder / spec.files[0], chip)
+        feeds = {t.name: a for t, a in zip(spec.inputs, samples[-1], strict=True)}
+        outputs.append(session.run(None, feeds)[0])
+    assert seen == [[], ["simplified_external.onnx.data"]]  # the large path ran on side files
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -84,6 +84,7 @@ def export(
             with_encoder=with_encoder,
             soc=soc,
             allow_cpu_fallback=allow_cpu_fallback,
+            release_weights=True,  # `loaded` is not used again: a full-size UNet's 3 GB go early
         )
     print_sizes(path, console)
     console.print(f"wrote {path} in {time.perf_counter() - started:.1f} s")

@@ -11,7 +11,7 @@ from sfmobile.bundle import BundleWriter, ComponentSpec, Manifest
 from sfmobile.errors import InputError
 from sfmobile.export.calibration import CalibrationSet, collect_calibration
 from sfmobile.export.recipe import Recipe
-from sfmobile.export.targets import ExportTarget, export_targets
+from sfmobile.export.targets import ExportTarget, export_targets, release_after_conversion
 from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.fingerprint import weights_fingerprint
@@ -62,19 +62,25 @@ def export_bundle(
     with_encoder: bool = False,
     soc: str | None = None,
     allow_cpu_fallback: bool = False,
+    release_weights: bool = False,
 ) -> Path:
     """Export `model` to a bundle folder at `out` (replaced only once complete); with_encoder
     adds the VAE encoder (image-to-image). LoRAs merged into `model` (weights/lora.py) are
-    recorded in the recipe."""
+    recorded in the recipe. release_weights: free each component's torch weights once it is
+    converted (a full-size export's peak memory drops by their size); `model` cannot be used
+    afterwards, so only for a caller that discards it (the CLI)."""
     recipe = Recipe.from_options(format, precision, quantization)
     qnn: dict = {}
     export_component = _converter(format, soc, allow_cpu_fallback, qnn)
     check_sizes(model, height, width, cfg_batch, calibration_prompts)
+    fingerprint = weights_fingerprint(model.modules())
     targets = export_targets(model, height, width, cfg_batch, with_encoder)
     calibration = calibrate(
         model, recipe, targets, (height, width), calibration_prompts, seed, phase
     )
     tokenizer = ClipTokenizer.of_model(model.tokenizer_dir)
+    if release_weights:
+        release_after_conversion(targets)
     with BundleWriter(Path(out)) as writer:
         tokenizer.save(writer.dir / "tokenizer")
         components = export_components(
@@ -83,7 +89,7 @@ def export_bundle(
         phase("all", "write")
         manifest = bundle_manifest(
             model, recipe, components, tokenizer, (height, width), unet_batch(targets),
-            calibration, qnn,
+            calibration, qnn, fingerprint,
         )  # fmt: skip
         return writer.finish(manifest)
 
@@ -167,9 +173,11 @@ def bundle_manifest(
     cfg_batch: int,
     calibration: CalibrationSet | None,
     qnn: dict,
+    fingerprint: str,
 ) -> Manifest:
     """The manifest of a bundle of `components`: the model's scheduler, latent and tokenizer
-    contract, and how the bundle was made (recipe, source weights, LoRAs)."""
+    contract, and how the bundle was made (recipe, source weights and their `fingerprint`
+    (weights_fingerprint, taken before any weights are released), LoRAs)."""
     height, width = size
     factor = model.config.vae.downscale
     return Manifest(
@@ -198,7 +206,7 @@ def bundle_manifest(
         created_by={
             "sfmobile_version": sfmobile.__version__,
             "source": model.source,
-            "source_sha256": weights_fingerprint(model.modules()),
+            "source_sha256": fingerprint,
             "recipe": {
                 "format": recipe.format,
                 "precision": recipe.precision,

@@ -7,11 +7,17 @@ a fused Gelu-20 and ~6% fewer nodes; ORT fuses the Erf form the same way) and th
 runs on older ONNX Runtime Mobile builds. Every shape is static (the bundle's contract).
 
 Large models: a protobuf file cannot exceed 2 GiB (a full SD-1.5 UNet is 3.4 GB in fp32), so
-above EXTERNAL_DATA_BYTES of parameters every step writes its weights to one side file and the
-component's files are `<name>.onnx` plus `<name>.onnx.data`. Each step goes file to file, so only
-one copy of the model is held in memory at a time. Measured on the SD-1.5 UNet (2 cores, peak
-RSS including the torch model): fp32 78 s / 7.9 GB, fp16 96 s / 9.0 GB, int8 dynamic 133 s /
-14.2 GB (ONNX Runtime's quantizer holds about three copies).
+above EXTERNAL_DATA_BYTES of parameters every step writes its weights to side files and the
+component's files are `<name>.onnx` plus `<name>.onnx.data` (gathered tensor by tensor,
+external_data.py). Each step goes file to file, so only one copy of the model is held in
+memory at a time, freed memory goes back to the system between steps (memory.py), and a
+target's torch weights are dropped once traced when the caller allows it
+(targets.release_after_conversion). Measured before those: SD-1.5 UNet (2 cores, peak RSS
+including the torch model) fp32 78 s / 7.9 GB, fp16 96 s / 9.0 GB, int8 dynamic 133 s /
+14.2 GB (ONNX Runtime's quantizer holds about three copies; onnx_precision.py now hides the
+weights it does not quantize from it). After, through the CLI (docs/verify.md): the whole
+snapfusion export at 512 peaks at 7.3 GiB in fp32 and int8 dynamic (12.6 GiB before), and that
+peak is the checkpoint load; the export's own steps stay under 5 GiB.
 """
 
 from __future__ import annotations
@@ -25,13 +31,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx.external_data_helper import uses_external_data
 
 from sfmobile.bundle import ComponentSpec, TensorSpec
+from sfmobile.export.external_data import gather_external_data
+from sfmobile.export.memory import give_back
 from sfmobile.export.onnx_precision import (
     convert_fp16,
     quantize_int8_dynamic,
     quantize_int8_static,
-    save_model,
 )
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
@@ -55,6 +63,12 @@ def tensor_bytes(module: torch.nn.Module) -> int:
     """Bytes of fp32 parameters and buffers: what the traced model's initializers weigh."""
     tensors = [*module.parameters(), *module.buffers()]
     return sum(t.numel() * 4 for t in tensors)
+
+
+def is_large(target: ExportTarget) -> bool:
+    """Whether `target` is exported with external data (read before its weights are released;
+    EXTERNAL_DATA_BYTES is read at call time, so a test can lower it to exercise that path)."""
+    return tensor_bytes(target.module) > EXTERNAL_DATA_BYTES
 
 
 def trace_to_onnx(target: ExportTarget, path: Path) -> None:
@@ -86,16 +100,33 @@ def simplify(source: Path, destination: Path) -> None:
 
 
 def traced_and_simplified(
-    target: ExportTarget, work: Path, phase: Callable[[str], None] = lambda name: None
+    target: ExportTarget,
+    work: Path,
+    phase: Callable[[str], None] = lambda name: None,
+    large: bool = False,
 ) -> Path:
     """Trace `target` into the scratch folder `work` and simplify it: the float graph every
-    ONNX-based format (plain ONNX, QNN context) starts from. Returns the simplified file."""
+    ONNX-based format (plain ONNX, QNN context) starts from. The target's torch weights are
+    released once traced (a no-op unless allowed). large: the result keeps its weights in a
+    side file, as the steps after it expect of a model over EXTERNAL_DATA_BYTES (onnxsim
+    itself does so only past 2 GiB). Returns the simplified file."""
     phase("trace")
     trace_to_onnx(target, work / "traced.onnx")
+    target.release()
+    give_back()
     phase("simplify")
     simplified = work / "simplified.onnx"
     simplify(work / "traced.onnx", simplified)
+    give_back()
+    if large and not has_external_data(simplified):
+        gather_external_data(simplified, work / "simplified_external.onnx")
+        simplified = work / "simplified_external.onnx"
     return simplified
+
+
+def has_external_data(path: Path) -> bool:
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(uses_external_data(t) for t in graph.initializer)
 
 
 def write_component(model_path: Path, out_dir: Path, name: str, large: bool) -> list[str]:
@@ -104,7 +135,7 @@ def write_component(model_path: Path, out_dir: Path, name: str, large: bool) -> 
     if not large:
         shutil.move(model_path, final)
         return [final.name]
-    save_model(onnx.load(str(model_path)), final, large=True)
+    gather_external_data(model_path, final)
     return [final.name, final.name + ".data"]
 
 
@@ -147,10 +178,10 @@ def export_component(
     recipe = Recipe("onnx", precision, quantization)
     recipe.check_calibration(target.name, calibration)
     out_dir = Path(out_dir)
-    large = tensor_bytes(target.module) > EXTERNAL_DATA_BYTES
+    large = is_large(target)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-onnx-", dir=out_dir) as scratch:
         work = Path(scratch)
-        current = traced_and_simplified(target, work, phase)
+        current = traced_and_simplified(target, work, phase, large)
         if precision == "fp16":
             phase("convert")
             current = convert_fp16(current, work / "fp16.onnx", large)
@@ -160,6 +191,7 @@ def export_component(
         elif quantization == "static":
             phase("quantize")
             current = quantize_int8_static(current, work, large, target, calibration or [])
+        give_back()
         phase("write")
         inputs, outputs = graph_specs(current, target)
         files = write_component(current, out_dir, target.name, large)

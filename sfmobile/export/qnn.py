@@ -25,6 +25,11 @@ The text encoder stays fp16 in w8a16/w8a8 bundles (FLOAT_COMPONENTS); its manife
 says so. GroupNorm (traced as Reshape/InstanceNormalization/Reshape) and the attention
 MatMul/Softmax run as they are. A node the HTP still rejects would run on the CPU: the export
 fails naming it unless allow_cpu_fallback, and the manifest records every component's placement.
+
+Large graphs (a full-size fp32 UNet is over protobuf's 2 GiB): above onnx.EXTERNAL_DATA_BYTES the
+simplified graph keeps its weights in a side file, the rewrite never loads them (rewrite_for_htp),
+ONNX Runtime's QDQ quantizer writes external data for such an input, and QNN compiles the context
+from the QDQ model and its side file (the context binary holds the quantized weights).
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ import onnx
 
 from sfmobile.bundle import ComponentSpec
 from sfmobile.errors import ConfigError
-from sfmobile.export.onnx import graph_specs, traced_and_simplified
-from sfmobile.export.onnx_precision import SampleReader, quiet_quantizer
+from sfmobile.export.external_data import hide_weights, restore_weights
+from sfmobile.export.memory import give_back
+from sfmobile.export.onnx import graph_specs, is_large, traced_and_simplified
+from sfmobile.export.onnx_precision import SampleReader, lean_calibration, quiet_quantizer
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
 from sfmobile.qnn.provider import htp_session
@@ -53,15 +60,37 @@ FLOAT_COMPONENTS = ("text_encoder",)
 EP_CONTEXT = "EPContext"
 
 
-def rewrite_for_htp(source: Path, destination: Path) -> Path:
-    """Fuse the exact-GELU chains into Gelu nodes (see the module docstring), file to file."""
+# ONNX Runtime's quantizer converts a model to opset 21 for 16-bit QDQ, in memory: the whole
+# model as one protobuf, which fails past 2 GiB (EncodeError on the full-size snapfusion UNet).
+# The rewrite converts the weightless graph instead, and the quantizer then has nothing to do.
+QDQ_OPSET = {"w8a16": 21}
+
+
+def rewrite_for_htp(source: Path, destination: Path, opset: int | None = None) -> Path:
+    """Fuse the exact-GELU chains into Gelu nodes (see the module docstring) and, given `opset`,
+    convert the graph to it; file to file.
+
+    Neither step reads the weights, so they are hidden (graph inputs meanwhile,
+    external_data.hide_weights) and put back after: a full-size UNet's graph is then written and
+    read without its 3 GB, and no step needs a 2 GiB protobuf of weights."""
     from onnxruntime.quantization.execution_providers.qnn import qnn_preprocess_model
 
-    model = onnx.load(str(source))
+    visible = destination.with_name("visible_" + destination.name)
+    hidden = hide_weights(source, visible, ())
+    model = onnx.load(str(visible))
     # qnn_preprocess_model (ORT 1.32) crashes merging a model's own metadata_props; ours only
     # hold the exporter's notes.
     del model.metadata_props[:]
-    return destination if qnn_preprocess_model(model, str(destination)) else source
+    changed = qnn_preprocess_model(model, str(visible))
+    model = onnx.load(str(visible)) if changed else model
+    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset is not None and current < opset:
+        onnx.save_model(onnx.version_converter.convert_version(model, opset), str(visible))
+        changed = True
+    if not changed:
+        return source
+    restore_weights(visible, hidden, destination)
+    return destination
 
 
 def htp_overrides(graph: onnx.GraphProto) -> dict[str, list[dict]]:
@@ -88,7 +117,7 @@ def quantize_qdq(
 
     graph = onnx.load(str(source), load_external_data=False).graph
     activation = QuantType.QUInt16 if precision == "w8a16" else QuantType.QUInt8
-    with quiet_quantizer():
+    with quiet_quantizer(), lean_calibration():
         config = get_qnn_qdq_config(
             str(source),
             Reader([t.name for t in graph.input], samples),
@@ -160,13 +189,15 @@ def export_component(
     recipe.check_calibration(target.name, calibration)
     precision = recipe.label
     out_dir = Path(out_dir)
+    large = is_large(target)  # before the trace, which may release the torch weights
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-qnn-", dir=out_dir) as scratch:
         work = Path(scratch)
-        current = traced_and_simplified(target, work, phase)
+        current = traced_and_simplified(target, work, phase, large)
         if precision != "fp16":
             phase("quantize")
-            current = rewrite_for_htp(current, work / "rewritten.onnx")
+            current = rewrite_for_htp(current, work / "rewritten.onnx", QDQ_OPSET.get(precision))
             current = quantize_qdq(current, work / "qdq.onnx", precision, calibration or [])
+            give_back()
         phase(f"compile for {soc.name}")
         context = out_dir / f"{target.name}_ctx.onnx"
         htp_session(current, soc, context_file=context)

@@ -29,6 +29,7 @@ from torch import nn
 
 from sfmobile.bundle import TFLITE_SIGNATURE, ComponentSpec, Quantization, TensorSpec
 from sfmobile.errors import BundleError, InputError
+from sfmobile.export.memory import give_back
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
 from sfmobile.quiet_logs import quiet_third_party_logs
@@ -184,6 +185,8 @@ def export_component(
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-float-", dir=out_dir) as tmp:
         phase("convert")
         float_model = convert_float(target, Path(tmp) / "float.tflite")
+        target.release()  # a no-op unless the caller allowed it (release_after_conversion)
+        give_back()
         return component_from_float(
             target, float_model, precision, quantization, calibration, out_dir, phase
         )
