@@ -52,6 +52,12 @@ def encoder_of(bundle: Bundle) -> ComponentSpec | None:
     return bundle.manifest.components.get("encoder")
 
 
+def component_names(bundle: Bundle) -> list[str]:
+    """The bundle's components in the order a generation uses them (the encoder, when present,
+    last: image-to-image uses it first, and resident backends open it with the rest)."""
+    return ["text_encoder", "unet", "decoder", *(["encoder"] if encoder_of(bundle) else [])]
+
+
 def no_encoder(bundle: Bundle) -> BundleError:
     return BundleError(
         f"{bundle.path}: this bundle has no image encoder, which image-to-image needs; "

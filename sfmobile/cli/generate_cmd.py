@@ -133,7 +133,9 @@ def generate(
     for name, value in (("--height", height), ("--width", width)):
         if value is not None and (value < 8 or value % 8):
             raise InputError(f"{name} must be a positive multiple of 8, got {value}")
-    opened = open_backend(model, backend, preset, soc=soc)
+    # One image: each bundle component is loaded when needed and released before the next, so
+    # the peak is the largest component's, not the sum (backends/residency.py).
+    opened = open_backend(model, backend, preset, soc=soc, resident=False)
     if lora:
         from sfmobile.weights.lora import LoraFile, merge_loras
 
