@@ -85,5 +85,5 @@ def test_one_at_a_time_holds_only_the_unet_while_denoising_and_the_decoder_after
 
 def test_resident_backend_holds_every_component_throughout():
     seen: list[set[str]] = []
-    backend, _ = generate(resident=True, seen=seen)
+    generate(resident=True, seen=seen)
     assert seen == [{"text_encoder", "unet", "decoder"}] * 2

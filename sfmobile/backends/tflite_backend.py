@@ -2,10 +2,10 @@
 `ai_edge_litert`'s interpreter.
 
 Each model is opened once (all at construction when resident, else each when first needed and
-closed when the next one is: residency.py), its tensors allocated once; every call writes into preallocated
-input buffers (quantizing int8/uint8 inputs with the manifest's scale and zero point), invokes,
-and reads the output (dequantized the same way). Tensors are bound by the names of the file's
-signature, which the exporter made equal to the manifest's names.
+closed when the next one is: residency.py), its tensors allocated once; every call writes into
+preallocated input buffers (quantizing int8/uint8 inputs with the manifest's scale and zero
+point), invokes, and reads the output (dequantized the same way). Tensors are bound by the
+names of the file's signature, which the exporter made equal to the manifest's names.
 """
 
 from __future__ import annotations
@@ -97,9 +97,7 @@ class TfliteBackend(ComponentAccess):
 
     name = "tflite"
 
-    def __init__(
-        self, bundle: Bundle, threads: int | None = None, resident: bool = True
-    ) -> None:
+    def __init__(self, bundle: Bundle, threads: int | None = None, resident: bool = True) -> None:
         if threads is not None and threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
         count = threads or usable_cpus()
