@@ -28,6 +28,7 @@ def model_info(bundle: Bundle) -> ModelInfo:
     unet = manifest.components["unet"]
     text = manifest.components["text_encoder"].outputs[0]
     latent = manifest.latent
+    tile = manifest.components.get("decoder_tile")
     return ModelInfo(
         scheduler=SchedulerConfig.from_dict(manifest.scheduler),
         scaling_factor=float(latent["scaling_factor"]),
@@ -40,6 +41,7 @@ def model_info(bundle: Bundle) -> ModelInfo:
         guidance_input=bool(manifest.guidance["input"]),
         tokenizer=bundle.tokenizer(),
         guidance_range=_pair(manifest.guidance.get("distilled_range")),
+        decoder_tile=tile.inputs[0].shape[-1] if tile else None,
     )
 
 
@@ -53,9 +55,9 @@ def encoder_of(bundle: Bundle) -> ComponentSpec | None:
 
 
 def component_names(bundle: Bundle) -> list[str]:
-    """The bundle's components in the order a generation uses them (the encoder, when present,
-    last: image-to-image uses it first, and resident backends open it with the rest)."""
-    return ["text_encoder", "unet", "decoder", *(["encoder"] if encoder_of(bundle) else [])]
+    """The bundle's components: the three every bundle has, then the optional ones it has."""
+    optional = [name for name in ("encoder", "decoder_tile") if name in bundle.manifest.components]
+    return ["text_encoder", "unet", "decoder", *optional]
 
 
 def no_encoder(bundle: Bundle) -> BundleError:

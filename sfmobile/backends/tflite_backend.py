@@ -132,6 +132,9 @@ class TfliteBackend(ComponentAccess):
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.decoder(latents=latents)
 
+    def decode_tile(self, latents: np.ndarray) -> np.ndarray:
+        return self.components.get("decoder_tile")(latents=latents)
+
     def encode_image(self, image: np.ndarray) -> np.ndarray:
         if self.encoder is None:
             raise no_encoder(self.bundle)

@@ -5,6 +5,8 @@
                                                                        -> model_output [B, 4, h, w]
   decoder:      latents [1, 4, h, w] (divided by the scaling factor)   -> image [1, 3, 8h, 8w]
   encoder:      image [1, 3, 8h, 8w] in [-1, 1]     -> latent_mean [1, 4, h, w] (optional, img2img)
+  decoder_tile: latents [1, 4, t, t]                                   -> image [1, 3, 8t, 8t]
+                (optional: the same decoder at a smaller square size, for tiled decoding)
 B is the CFG batch (1 or 2), fixed at export time; every shape is static. The encoder gives the
 posterior's mean (not a sample), so image-to-image is deterministic for a seed.
 """
@@ -83,10 +85,16 @@ class EncoderExport(nn.Module):
 
 
 def export_targets(
-    model: StableDiffusion, height: int, width: int, cfg_batch: int, with_encoder: bool = False
+    model: StableDiffusion,
+    height: int,
+    width: int,
+    cfg_batch: int,
+    with_encoder: bool = False,
+    decoder_tile: int | None = None,
 ) -> list[ExportTarget]:
     """The components of `model` wrapped for export at one resolution and CFG batch: text
-    encoder, UNet, decoder, and (with_encoder) the VAE encoder."""
+    encoder, UNet, decoder, (with_encoder) the VAE encoder, and (decoder_tile: a square tile's
+    side in pixels) the decoder again at the tile's size."""
     config = model.config
     factor = config.vae.downscale
     h, w = height // factor, width // factor
@@ -131,6 +139,16 @@ def export_targets(
                 EncoderExport(model.vae).eval(),
                 [f32("image", 1, config.vae.in_channels, height, width)],
                 [f32("latent_mean", 1, config.vae.latent_channels, h, w)],
+            )
+        )
+    if decoder_tile:
+        t = decoder_tile // factor
+        targets.append(
+            ExportTarget(
+                "decoder_tile",
+                DecoderExport(model.vae).eval(),
+                [f32("latents", 1, config.vae.latent_channels, t, t)],
+                [f32("image", 1, config.vae.out_channels, decoder_tile, decoder_tile)],
             )
         )
     return targets
