@@ -103,22 +103,72 @@ def test_tiles_cut_without_a_feather_leave_a_step_the_seam_check_sees(demo_vae):
     assert seam_step(cut, [4 * FACTOR]) > 1.25 * seam_step(whole, [4 * FACTOR]) + 1.0
 
 
-def test_a_bundle_tile_decoder_decodes_tiles_as_torch_does(tmp_path):
+@pytest.fixture(scope="module")
+def tiled_bundle(tmp_path_factory):
+    """A tiny model and its fp32 ONNX bundle at 64x64 with a 32-pixel tile decoder."""
     model = tiny_model()
-    size, tile_pixels = 64, 32
-    export_bundle(model, tmp_path / "b", "onnx", "fp32", None, size, size, decoder_tile=tile_pixels)
-    onnx = open_backend(tmp_path / "b", "onnx", resident=False)
-    assert onnx.info.decoder_tile == tile_pixels // FACTOR
+    path = tmp_path_factory.mktemp("tiled") / "bundle"
+    export_bundle(model, path, "onnx", "fp32", None, 64, 64, decoder_tile=32)
+    return model, path
+
+
+def test_a_bundle_tile_decoder_decodes_tiles_as_torch_does(tiled_bundle):
+    model, path = tiled_bundle
+    onnx = open_backend(path, "onnx", resident=False)
+    assert onnx.info.decoder_tile == 32 // FACTOR
     latents = np.random.default_rng(1).standard_normal((1, 4, 8, 8)).astype(np.float32)
     tile = onnx.info.decoder_tile
     with torch.inference_mode():
         expected = decode_tiled(latents, TorchBackend(model).decode_tile, tile, tile // 4, FACTOR)
+        whole = TorchBackend(model).decode(latents)
     np.testing.assert_allclose(Pipeline(onnx).decode(latents), expected, atol=1e-4)
-    np.testing.assert_allclose(
-        Pipeline(onnx, tile_decoder=False).decode(latents),
-        TorchBackend(model).decode(latents),
-        atol=1e-4,
-    )
+    np.testing.assert_allclose(Pipeline(onnx, tile_decoder=False).decode(latents), whole, atol=1e-4)
+
+
+def test_verify_checks_the_tile_decoder_as_a_component(tiled_bundle):
+    from sfmobile.verify import verify_bundle
+
+    model, path = tiled_bundle
+    report = verify_bundle(path, model, prompts=1)
+    checked = {c.component: c for c in report.components}
+    assert checked["decoder_tile"].samples > 0 and checked["decoder_tile"].passed
+    assert report.passed
+
+
+@pytest.mark.parametrize("pixels", [12, 0, 128])
+def test_export_refuses_a_tile_that_is_not_whole_latent_pixels_inside_the_image(tmp_path, pixels):
+    with pytest.raises(InputError, match="--decoder-tile"):
+        export_bundle(
+            tiny_model(), tmp_path / "b", "onnx", "fp32", None, 64, 64, decoder_tile=pixels
+        )
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "message"),
+    [
+        ([1, 4, 4, 2], [1, 3, 32, 16], "square latent tile"),
+        ([1, 4, 16, 16], [1, 3, 128, 128], "square latent tile"),
+        ([1, 4, 4, 4], [1, 3, 16, 16], r"outputs\[0\].shape"),
+    ],
+)
+def test_a_manifest_whose_tile_decoder_shapes_do_not_fit_is_refused(
+    tiled_bundle, tmp_path, inputs, outputs, message
+):
+    import json
+    import shutil
+
+    from sfmobile.bundle import read_bundle
+    from sfmobile.errors import BundleError
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiled_bundle[1], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["components"]["decoder_tile"]["inputs"][0]["shape"] = inputs
+    manifest["components"]["decoder_tile"]["outputs"][0]["shape"] = outputs
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=message):
+        read_bundle(copy)
 
 
 def test_asking_to_tile_a_bundle_without_a_tile_decoder_is_refused_before_generating():
