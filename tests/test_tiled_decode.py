@@ -176,3 +176,15 @@ def test_asking_to_tile_a_bundle_without_a_tile_decoder_is_refused_before_genera
 
     with pytest.raises(InputError, match="--decoder-tile"):
         Pipeline(open_backend(tiny_sources()[1], "onnx"), tile_decoder=True)
+
+
+def test_static_int8_calibrates_the_tile_decoder_on_tiles_of_the_decoder_latents():
+    from sfmobile.export.calibration import CalibrationSet
+
+    latents = np.arange(2 * 4 * 8 * 8, dtype=np.float32).reshape(2, 1, 4, 8, 8)
+    samples = CalibrationSet([], [], [(latents[0],), (latents[1],)], [], 2, 0, 2, 4.5)
+    tiles = samples.for_target("decoder_tile", 4)
+    assert len(tiles) == 10 and all(t.shape == (1, 4, 4, 4) for (t,) in tiles)
+    np.testing.assert_array_equal(tiles[0][0], latents[0][:, :, :4, :4])
+    np.testing.assert_array_equal(tiles[3][0], latents[0][:, :, 4:, 4:])
+    assert samples.for_target("decoder") is samples.decoder

@@ -59,13 +59,6 @@ class CalibrationSet:
             raise ValueError("decoder_tile calibration needs the tile's latent side")
         return [(part,) for (latents,) in self.decoder for part in corner_tiles(latents, tile)]
 
-
-def corner_tiles(latents: np.ndarray, t: int) -> list[np.ndarray]:
-    """The t x t tiles at the four corners and the centre of latents [1, c, h, w]."""
-    h, w = latents.shape[2:]
-    starts = [(0, 0), (0, w - t), (h - t, 0), (h - t, w - t), ((h - t) // 2, (w - t) // 2)]
-    return [np.ascontiguousarray(latents[:, :, y : y + t, x : x + t]) for y, x in starts]
-
     def describe(self) -> dict:
         return {
             "prompts": self.prompts,
@@ -73,6 +66,13 @@ def corner_tiles(latents: np.ndarray, t: int) -> list[np.ndarray]:
             "steps": self.steps,
             "guidance": self.guidance,
         }
+
+
+def corner_tiles(latents: np.ndarray, t: int) -> list[np.ndarray]:
+    """The t x t tiles at the four corners and the centre of latents [1, c, h, w]."""
+    h, w = latents.shape[2:]
+    starts = [(0, 0), (0, w - t), (h - t, 0), (h - t, w - t), ((h - t) // 2, (w - t) // 2)]
+    return [np.ascontiguousarray(latents[:, :, y : y + t, x : x + t]) for y, x in starts]
 
 
 class RecordingBackend:
