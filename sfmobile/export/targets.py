@@ -125,12 +125,7 @@ def export_targets(
             unet_inputs,
             [f32("model_output", batch, channels, h, w)],
         ),
-        ExportTarget(
-            "decoder",
-            DecoderExport(model.vae).eval(),
-            [f32("latents", 1, config.vae.latent_channels, h, w)],
-            [f32("image", 1, config.vae.out_channels, height, width)],
-        ),
+        decoder_target("decoder", model, h, w),
     ]
     if with_encoder:
         targets.append(
@@ -143,12 +138,16 @@ def export_targets(
         )
     if decoder_tile:
         t = decoder_tile // factor
-        targets.append(
-            ExportTarget(
-                "decoder_tile",
-                DecoderExport(model.vae).eval(),
-                [f32("latents", 1, config.vae.latent_channels, t, t)],
-                [f32("image", 1, config.vae.out_channels, decoder_tile, decoder_tile)],
-            )
-        )
+        targets.append(decoder_target("decoder_tile", model, t, t))
     return targets
+
+
+def decoder_target(name: str, model: StableDiffusion, h: int, w: int) -> ExportTarget:
+    """The decoder at latent size h x w: latents [1, c, h, w] -> image [1, 3, f h, f w]."""
+    vae, factor = model.config.vae, model.config.vae.downscale
+    return ExportTarget(
+        name,
+        DecoderExport(model.vae).eval(),
+        [TensorSpec("latents", [1, vae.latent_channels, h, w], "float32")],
+        [TensorSpec("image", [1, vae.out_channels, factor * h, factor * w], "float32")],
+    )
