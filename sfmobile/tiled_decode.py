@@ -41,7 +41,7 @@ def tile_side(info: ModelInfo, latent_size: tuple[int, int], request: bool | Non
         if request:
             raise InputError(
                 "--tile-decoder: this bundle has no tile decoder; export it again with "
-                "--decoder-tile PIXELS (e.g. 256)"
+                "--decoder-tile PIXELS (e.g. 320 for 512x512)"
             )
         return None
     if request is None and tile >= max(latent_size):

@@ -11,8 +11,8 @@ pages, so on glibc `malloc_trim(0)` hands them back to the system (else the next
 allocations would sit on top of the resident high-water mark). One-at-a-time mode also fixes
 glibc's mmap threshold at 128 KiB (process-wide; glibc otherwise raises it up to 32 MiB as large
 blocks are freed, after which a run's activations come from the heap and stay there): measured
-on a full-size int8 snapfusion generation, the UNet's peak fell from 2.86 GB to 2.40 GB and the
-decoder's from 0.80 GB to 0.30 GB (docs/memory.md).
+on a full-size int8 snapfusion generation, the UNet's peak fell from 2.86 GB to 2.40 GB
+(docs/memory.md).
 """
 
 from __future__ import annotations
