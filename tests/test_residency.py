@@ -87,3 +87,42 @@ def test_resident_backend_holds_every_component_throughout():
     seen: list[set[str]] = []
     generate(resident=True, seen=seen)
     assert seen == [{"text_encoder", "unet", "decoder"}] * 2
+
+
+def run_generate(*args: str):
+    from typer.testing import CliRunner
+
+    from sfmobile.cli import app
+    from sfmobile.cli.app import _register_commands
+
+    _register_commands()
+    return CliRunner().invoke(app, ["generate", *args])
+
+
+def test_generate_loads_a_bundle_one_component_at_a_time(monkeypatch, tmp_path):
+    import sfmobile.cli.generate_cmd as generate_cmd
+
+    opened = []
+
+    def recording_open_backend(*args, **kwargs):
+        backend = open_backend(*args, **kwargs)
+        opened.append(backend)
+        return backend
+
+    monkeypatch.setattr(generate_cmd, "open_backend", recording_open_backend)
+    out = tmp_path / "image.png"
+    result = run_generate("--model", str(tiny_sources()[1]), "--prompt", "a cube", "--steps", "1",
+                          "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    assert not opened[0].components.resident
+    assert set(opened[0].components.opened) == {"decoder"}
+
+
+def test_generate_tile_decoder_on_a_bundle_without_one_exits_2_before_generating(tmp_path):
+    out = tmp_path / "image.png"
+    result = run_generate("--model", str(tiny_sources()[1]), "--prompt", "a cube",
+                          "--tile-decoder", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 2
+    assert "--decoder-tile" in result.output
+    assert not out.exists()
