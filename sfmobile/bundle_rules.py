@@ -81,6 +81,32 @@ def check_shapes(data: dict[str, Any], where: str) -> None:
                 raise BundleError(
                     f"{where}: components.encoder.{key}[0].shape {shape} is not {want}"
                 )
+    check_decoder_tile(data, factor, where)
+
+
+def check_decoder_tile(data: dict[str, Any], factor: int, where: str) -> None:
+    """The optional tile decoder maps a square latent tile [1, c, t, t], t at most the latent's
+    sides, to the image tile [1, 3, factor t, factor t]."""
+    tile = data["components"].get("decoder_tile")
+    if not tile:
+        return
+    latent = data["latent"]
+    shape = tile["inputs"][0]["shape"]
+    t = shape[-1] if len(shape) == 4 else 0
+    if shape != [1, latent["channels"], t, t] or not 0 < t <= min(
+        latent["height"], latent["width"]
+    ):
+        raise BundleError(
+            f"{where}: components.decoder_tile.inputs[0].shape {shape} is not a square latent "
+            f"tile [1, {latent['channels']}, t, t], 0 < t <= "
+            f"{min(latent['height'], latent['width'])}"
+        )
+    want = [1, 3, factor * t, factor * t]
+    if tile["outputs"][0]["shape"] != want:
+        raise BundleError(
+            f"{where}: components.decoder_tile.outputs[0].shape {tile['outputs'][0]['shape']} "
+            f"is not {want}"
+        )
 
 
 def check_qnn_section(data: dict[str, Any], where: str) -> None:

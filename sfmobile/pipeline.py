@@ -28,6 +28,7 @@ from sfmobile.init_image import image_array
 from sfmobile.noise import gaussian_noise
 from sfmobile.peak_memory import PeakTracker
 from sfmobile.scheduler import DdimScheduler
+from sfmobile.tiled_decode import decode_tiled, default_overlap, tile_side
 from sfmobile.tokenizer import ClipTokenizer
 
 
@@ -126,9 +127,13 @@ def guidance_warning(
 class Pipeline:
     """Runs a model through any Backend. cfg_batch: 2 = [uncond, cond] in one UNet call,
     1 = two calls of batch 1; None: the batch an exported bundle's UNet was built for (2 for a
-    model without a static batch). A batch the bundle cannot run is refused, not changed."""
+    model without a static batch). A batch the bundle cannot run is refused, not changed.
+    tile_decoder: decode in tiles (True; a bundle needs a tile decoder), whole (False), or in
+    tiles when the bundle has a tile decoder (None; tiled_decode.py)."""
 
-    def __init__(self, backend: Backend, cfg_batch: int | None = None) -> None:
+    def __init__(
+        self, backend: Backend, cfg_batch: int | None = None, tile_decoder: bool | None = None
+    ) -> None:
         self.backend = backend
         self.info = backend.info
         batches = self.info.unet_batches
@@ -143,6 +148,9 @@ class Pipeline:
                 f"(omit --cfg-batch, or export again with --cfg-batch {cfg_batch})"
             )
         self.cfg_batch = cfg_batch
+        if tile_decoder:
+            tile_side(self.info, (1 << 20, 1 << 20), True)  # refused now, not after the UNet
+        self.tile_decoder = tile_decoder
         self.tokenizer = self.info.tokenizer or ClipTokenizer.of_model(self.info.tokenizer_dir)
         self.scheduler = DdimScheduler(self.info.scheduler)
 
@@ -242,7 +250,7 @@ class Pipeline:
             if on_step:
                 on_step(index + 1, len(timesteps))
 
-        decoded = self.backend.decode(latents / np.float32(self.info.scaling_factor))
+        decoded = self.decode(latents / np.float32(self.info.scaling_factor))
         require_finite(decoded, "decoder output")
         timings.decoder = watch.lap()
         image = to_image(decoded)
@@ -250,6 +258,14 @@ class Pipeline:
         peak = memory.peak()
         timings.peak_rss_mb, timings.peak_rss_scope = round(peak.mb, 1), peak.scope
         return Generation(image=image, latents=latents, timings=timings)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """latents (divided by the scaling factor) -> image [1, 3, H, W], whole or in tiles."""
+        tile = tile_side(self.info, latents.shape[2:], self.tile_decoder)
+        if tile is None:
+            return self.backend.decode(latents)
+        overlap, factor = default_overlap(tile), self.info.vae_downscale
+        return decode_tiled(latents, self.backend.decode_tile, tile, overlap, factor)
 
     def image_latents(
         self, image: Image.Image | np.ndarray, seed: int, shape: tuple[int, ...], t: int

@@ -6,6 +6,9 @@ Shapes (B = batch, D = text width, h x w = latent size = image size / 8):
   predict:     latents float32 [B, 4, h, w], timestep, text [B, 77, D]   -> float32 [B, 4, h, w]
   decode:      latents float32 [1, 4, h, w] (already divided by the scaling factor)
                                                                        -> float32 [1, 3, 8h, 8w]
+  decode_tile: latents float32 [1, 4, t, t] -> float32 [1, 3, 8t, 8t]: a tile for tiled decoding
+               (tiled_decode.py) at the backend's tile side (ModelInfo.decoder_tile; a backend
+               without a fixed image size decodes any side)
   encode_image: image float32 [1, 3, 8h, 8w] in [-1, 1]                 -> float32 [1, 4, h, w]
                (the VAE posterior's mean, unscaled; image-to-image. A bundle exported without
                an encoder raises BundleError.)
@@ -33,7 +36,9 @@ class ModelInfo:
     already built from exact files (a bundle's manifest); None: read `tokenizer_dir`.
     latent_multiple: latent height and width must be multiples of it (2 ** the UNet's
     downsamplings, so every skip connection lines up). guidance_range: the (low, high) guidance
-    a distilled model was trained for, None when unknown.
+    a distilled model was trained for, None when unknown. decoder_tile: the latent side of the
+    bundle's tile decoder (export --decoder-tile), None when it has none; a backend without a
+    fixed image_size decodes tiles of any side.
     """
 
     scheduler: SchedulerConfig
@@ -48,6 +53,7 @@ class ModelInfo:
     tokenizer: ClipTokenizer | None = None
     latent_multiple: int = 1
     guidance_range: tuple[float, float] | None = None
+    decoder_tile: int | None = None
 
 
 class Backend(Protocol):
@@ -65,5 +71,7 @@ class Backend(Protocol):
     ) -> np.ndarray: ...
 
     def decode(self, latents: np.ndarray) -> np.ndarray: ...
+
+    def decode_tile(self, latents: np.ndarray) -> np.ndarray: ...
 
     def encode_image(self, image: np.ndarray) -> np.ndarray: ...

@@ -28,6 +28,7 @@ def model_info(bundle: Bundle) -> ModelInfo:
     unet = manifest.components["unet"]
     text = manifest.components["text_encoder"].outputs[0]
     latent = manifest.latent
+    tile = manifest.components.get("decoder_tile")
     return ModelInfo(
         scheduler=SchedulerConfig.from_dict(manifest.scheduler),
         scaling_factor=float(latent["scaling_factor"]),
@@ -40,6 +41,7 @@ def model_info(bundle: Bundle) -> ModelInfo:
         guidance_input=bool(manifest.guidance["input"]),
         tokenizer=bundle.tokenizer(),
         guidance_range=_pair(manifest.guidance.get("distilled_range")),
+        decoder_tile=tile.inputs[0].shape[-1] if tile else None,
     )
 
 
@@ -50,6 +52,12 @@ def _pair(values: list[float] | None) -> tuple[float, float] | None:
 def encoder_of(bundle: Bundle) -> ComponentSpec | None:
     """The bundle's optional image encoder (image-to-image), None when it has none."""
     return bundle.manifest.components.get("encoder")
+
+
+def component_names(bundle: Bundle) -> list[str]:
+    """The bundle's components: the three every bundle has, then the optional ones it has."""
+    optional = [name for name in ("encoder", "decoder_tile") if name in bundle.manifest.components]
+    return ["text_encoder", "unet", "decoder", *optional]
 
 
 def no_encoder(bundle: Bundle) -> BundleError:

@@ -32,10 +32,14 @@ def open_backend(
     preset: str | None = None,
     verify: str = "full",
     soc: str | None = None,
+    resident: bool = True,
 ) -> Backend:
     """torch: a diffusers folder, sfmobile checkpoint or CompVis file, or no path for the shipped
     demo model; onnx/tflite/qnn: a bundle of that format (checksums verified unless
-    verify="sizes"); soc: qnn only, the chip to run on (default: the bundle's)."""
+    verify="sizes"); soc: qnn only, the chip to run on (default: the bundle's). resident: a
+    bundle's components all stay loaded (repeated generations); False loads each when needed
+    and releases the one before (a one-shot generation's peak memory; backends/residency.py).
+    A torch model is one set of modules in memory either way."""
     if name not in BACKENDS:
         raise InputError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
     if path is None:
@@ -72,11 +76,11 @@ def open_backend(
     if name == "qnn":
         from sfmobile.backends.qnn_backend import QnnBackend
 
-        return QnnBackend(bundle, soc)
+        return QnnBackend(bundle, soc, resident)
     if name == "onnx":
         from sfmobile.backends.onnx_backend import OnnxBackend
 
-        return OnnxBackend(bundle)
+        return OnnxBackend(bundle, resident=resident)
     from sfmobile.backends.tflite_backend import TfliteBackend
 
-    return TfliteBackend(bundle)
+    return TfliteBackend(bundle, resident=resident)

@@ -22,9 +22,10 @@ class QnnBackend(OnnxBackend):
     name = "qnn"
     format = "qnn"
 
-    def __init__(self, bundle: Bundle, soc: str | None = None) -> None:
+    def __init__(self, bundle: Bundle, soc: str | None = None, resident: bool = True) -> None:
         """soc: the chip to run on (default: the one the bundle was compiled for); a bundle
-        compiled for another chip is refused, since its context binary would not load there."""
+        compiled for another chip is refused, since its context binary would not load there.
+        resident: keep every context open (else one at a time, residency.py)."""
         section = bundle.manifest.qnn
         if section is None:
             raise BundleError(f"{bundle.path}: manifest has no qnn section (not a QNN bundle)")
@@ -42,4 +43,4 @@ class QnnBackend(OnnxBackend):
         # A node off the HTP was accepted at export (--allow-cpu-fallback) and recorded in the
         # placement; otherwise one appearing now is an error, not a silent CPU fallback.
         fallback = any(p["cpu_nodes"] or p["io_nodes"] for p in section["placement"].values())
-        self.open_components(lambda path: htp_session(path, device, None, fallback))
+        self.open_components(lambda path: htp_session(path, device, None, fallback), resident)

@@ -1,10 +1,11 @@
 """The LiteRT backend: runs a tflite bundle's models (three, or four with the encoder) with
 `ai_edge_litert`'s interpreter.
 
-Each model is opened once, its tensors allocated once; every call writes into preallocated
-input buffers (quantizing int8/uint8 inputs with the manifest's scale and zero point), invokes,
-and reads the output (dequantized the same way). Tensors are bound by the names of the file's
-signature, which the exporter made equal to the manifest's names.
+Each model is opened once (all at construction when resident, else each when first needed and
+closed when the next one is: residency.py), its tensors allocated once; every call writes into
+preallocated input buffers (quantizing int8/uint8 inputs with the manifest's scale and zero
+point), invokes, and reads the output (dequantized the same way). Tensors are bound by the
+names of the file's signature, which the exporter made equal to the manifest's names.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import numpy as np
 
 from sfmobile.backends.bundle_backend import (
     check_tensor,
+    component_names,
     dequantize,
-    encoder_of,
     first_line,
     input_buffers,
     model_info,
     no_encoder,
     quantize_into,
 )
+from sfmobile.backends.residency import ComponentAccess, Components
 from sfmobile.bundle import TFLITE_SIGNATURE, Bundle, ComponentSpec, TensorSpec
 from sfmobile.errors import BundleError, InputError
 
@@ -89,21 +91,21 @@ class TfliteModel:
         return dequantize(self.interpreter.get_tensor(self.outputs[output.name]), output)
 
 
-class TfliteBackend:
-    """threads: LiteRT's CPU threads per model (None: every core this process may use)."""
+class TfliteBackend(ComponentAccess):
+    """threads: LiteRT's CPU threads per model (None: every core this process may use);
+    resident: keep every model open (repeated generations); False: one at a time."""
 
     name = "tflite"
 
-    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+    def __init__(self, bundle: Bundle, threads: int | None = None, resident: bool = True) -> None:
         if threads is not None and threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
-        threads = threads or usable_cpus()
+        count = threads or usable_cpus()
         self.info = model_info(bundle)
-        self.text_encoder = TfliteModel(bundle, "text_encoder", threads)
-        self.unet = TfliteModel(bundle, "unet", threads)
-        self.decoder = TfliteModel(bundle, "decoder", threads)
         self.bundle = bundle
-        self.encoder = TfliteModel(bundle, "encoder", threads) if encoder_of(bundle) else None
+        self.components = Components(
+            component_names(bundle), lambda name: TfliteModel(bundle, name, count), resident
+        )
 
     def encode_text(self, token_ids: np.ndarray) -> np.ndarray:
         return self.text_encoder(input_ids=token_ids)
@@ -129,6 +131,9 @@ class TfliteBackend:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.decoder(latents=latents)
+
+    def decode_tile(self, latents: np.ndarray) -> np.ndarray:
+        return self.components.get("decoder_tile")(latents=latents)
 
     def encode_image(self, image: np.ndarray) -> np.ndarray:
         if self.encoder is None:

@@ -54,6 +54,10 @@ class TorchBackend:
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.model.vae.decode(torch.from_numpy(latents)).numpy()
 
+    def decode_tile(self, latents: np.ndarray) -> np.ndarray:
+        """The decoder is convolutional: a tile decodes like a whole latent."""
+        return self.decode(latents)
+
     @torch.inference_mode()
     def encode_image(self, image: np.ndarray) -> np.ndarray:
         return self.model.vae.encode(torch.from_numpy(image)).numpy()

@@ -41,6 +41,12 @@ def export(
     lora_partial: bool = typer.Option(
         False, help="Merge the LoRA modules this model has and warn about the rest."
     ),
+    decoder_tile: int = typer.Option(
+        None,
+        help="Also export the decoder at this square tile size in pixels (tiled decoding: a "
+        "lower peak memory in generate; e.g. 256 for a 512x512 bundle).",
+        show_default=False,
+    ),
     soc: str = typer.Option(None, help="qnn: the Snapdragon SoC to compile for, e.g. SM8650."),
     allow_cpu_fallback: bool = typer.Option(
         False, help="qnn: accept nodes the HTP rejects running on the CPU (else an error)."
@@ -85,6 +91,7 @@ def export(
             soc=soc,
             allow_cpu_fallback=allow_cpu_fallback,
             release_weights=True,  # `loaded` is not used again: a full-size UNet's 3 GB go early
+            decoder_tile=decoder_tile,
         )
     print_sizes(path, console)
     console.print(f"wrote {path} in {time.perf_counter() - started:.1f} s")

@@ -110,6 +110,13 @@ def generate(
     lora_partial: bool = typer.Option(
         False, help="Merge the LoRA modules this model has and warn about the rest."
     ),
+    tile_decoder: bool = typer.Option(
+        None,
+        "--tile-decoder/--no-tile-decoder",
+        help="Decode in overlapping tiles (lower peak memory, an approximation: docs/memory.md) "
+        "(default: when the bundle was exported with --decoder-tile).",
+        show_default=False,
+    ),
     out: Path = typer.Option(Path("image.png"), help=IMAGE_HELP),
     timings: Path = typer.Option(None, help="Write the timing record here as JSON."),
 ) -> None:
@@ -133,12 +140,14 @@ def generate(
     for name, value in (("--height", height), ("--width", width)):
         if value is not None and (value < 8 or value % 8):
             raise InputError(f"{name} must be a positive multiple of 8, got {value}")
-    opened = open_backend(model, backend, preset, soc=soc)
+    # One image: each bundle component is loaded when needed and released before the next, so
+    # the peak is the largest component's, not the sum (backends/residency.py).
+    opened = open_backend(model, backend, preset, soc=soc, resident=False)
     if lora:
         from sfmobile.weights.lora import LoraFile, merge_loras
 
         merge_loras(opened.model, [LoraFile.parse(text) for text in lora], lora_partial)
-    pipeline = Pipeline(opened, cfg_batch=cfg_batch)
+    pipeline = Pipeline(opened, cfg_batch=cfg_batch, tile_decoder=tile_decoder)
     steps = pipeline.info.scheduler.default_steps if steps is None else steps
     guidance = pipeline.info.scheduler.default_guidance if guidance is None else guidance
     default_height, default_width = default_size(model, pipeline.info.image_size)

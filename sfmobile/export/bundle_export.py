@@ -63,18 +63,21 @@ def export_bundle(
     soc: str | None = None,
     allow_cpu_fallback: bool = False,
     release_weights: bool = False,
+    decoder_tile: int | None = None,
 ) -> Path:
     """Export `model` to a bundle folder at `out` (replaced only once complete); with_encoder
-    adds the VAE encoder (image-to-image). LoRAs merged into `model` (weights/lora.py) are
-    recorded in the recipe. release_weights: free each component's torch weights once it is
-    converted (a full-size export's peak memory drops by their size); `model` cannot be used
-    afterwards, so only for a caller that discards it (the CLI)."""
+    adds the VAE encoder (image-to-image); decoder_tile (pixels) adds the decoder at that square
+    tile size (tiled decoding, sfmobile/tiled_decode.py). LoRAs merged into `model`
+    (weights/lora.py) are recorded in the recipe. release_weights: free each component's torch
+    weights once it is converted (a full-size export's peak memory drops by their size); `model`
+    cannot be used afterwards, so only for a caller that discards it (the CLI)."""
     recipe = Recipe.from_options(format, precision, quantization)
     qnn: dict = {}
     export_component = _converter(format, soc, allow_cpu_fallback, qnn)
     check_sizes(model, height, width, cfg_batch, calibration_prompts)
+    check_decoder_tile(model, height, width, decoder_tile)
     fingerprint = weights_fingerprint(model.modules())
-    targets = export_targets(model, height, width, cfg_batch, with_encoder)
+    targets = export_targets(model, height, width, cfg_batch, with_encoder, decoder_tile)
     calibration = calibrate(
         model, recipe, targets, (height, width), calibration_prompts, seed, phase
     )
@@ -109,6 +112,20 @@ def check_sizes(
         raise InputError(f"--cfg-batch must be 1 or 2, got {cfg_batch}")
     if calibration_prompts < 1:
         raise InputError(f"--calibration-prompts must be >= 1, got {calibration_prompts}")
+
+
+def check_decoder_tile(
+    model: StableDiffusion, height: int, width: int, decoder_tile: int | None
+) -> None:
+    """A tile is a square of whole latent pixels that fits inside the image."""
+    if decoder_tile is None:
+        return
+    factor = model.config.vae.downscale
+    if decoder_tile < factor or decoder_tile % factor or decoder_tile > min(height, width):
+        raise InputError(
+            f"--decoder-tile must be a multiple of {factor} pixels, at most the image's "
+            f"{min(height, width)}, got {decoder_tile}"
+        )
 
 
 def unet_batch(targets: list[ExportTarget]) -> int:
@@ -157,7 +174,9 @@ def export_components(
             target,
             recipe.precision,
             recipe.quantization,
-            calibration.for_target(target.name) if calibration else None,
+            calibration.for_target(target.name, target.inputs[0].shape[-1])
+            if calibration
+            else None,
             folder,
             lambda name, component=target.name: phase(component, name),
         )

@@ -49,8 +49,15 @@ class CalibrationSet:
     steps: int
     guidance: float
 
-    def for_target(self, name: str) -> list[tuple[np.ndarray, ...]]:
-        return getattr(self, name)
+    def for_target(self, name: str, tile: int | None = None) -> list[tuple[np.ndarray, ...]]:
+        """The named component's input tuples; the tile decoder's (name "decoder_tile", tile:
+        its latent side) are the decoder's latents cut into tiles, at the corners and the
+        centre (where a tiled decode cuts)."""
+        if name != "decoder_tile":
+            return getattr(self, name)
+        if tile is None:
+            raise ValueError("decoder_tile calibration needs the tile's latent side")
+        return [(part,) for (latents,) in self.decoder for part in corner_tiles(latents, tile)]
 
     def describe(self) -> dict:
         return {
@@ -59,6 +66,13 @@ class CalibrationSet:
             "steps": self.steps,
             "guidance": self.guidance,
         }
+
+
+def corner_tiles(latents: np.ndarray, t: int) -> list[np.ndarray]:
+    """The t x t tiles at the four corners and the centre of latents [1, c, h, w]."""
+    h, w = latents.shape[2:]
+    starts = [(0, 0), (0, w - t), (h - t, 0), (h - t, w - t), ((h - t) // 2, (w - t) // 2)]
+    return [np.ascontiguousarray(latents[:, :, y : y + t, x : x + t]) for y, x in starts]
 
 
 class RecordingBackend:

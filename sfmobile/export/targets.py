@@ -5,6 +5,8 @@
                                                                        -> model_output [B, 4, h, w]
   decoder:      latents [1, 4, h, w] (divided by the scaling factor)   -> image [1, 3, 8h, 8w]
   encoder:      image [1, 3, 8h, 8w] in [-1, 1]     -> latent_mean [1, 4, h, w] (optional, img2img)
+  decoder_tile: latents [1, 4, t, t]                                   -> image [1, 3, 8t, 8t]
+                (optional: the same decoder at a smaller square size, for tiled decoding)
 B is the CFG batch (1 or 2), fixed at export time; every shape is static. The encoder gives the
 posterior's mean (not a sample), so image-to-image is deterministic for a seed.
 """
@@ -88,10 +90,16 @@ class EncoderExport(nn.Module):
 
 
 def export_targets(
-    model: StableDiffusion, height: int, width: int, cfg_batch: int, with_encoder: bool = False
+    model: StableDiffusion,
+    height: int,
+    width: int,
+    cfg_batch: int,
+    with_encoder: bool = False,
+    decoder_tile: int | None = None,
 ) -> list[ExportTarget]:
     """The components of `model` wrapped for export at one resolution and CFG batch: text
-    encoder, UNet, decoder, and (with_encoder) the VAE encoder."""
+    encoder, UNet, decoder, (with_encoder) the VAE encoder, and (decoder_tile: a square tile's
+    side in pixels) the decoder again at the tile's size."""
     config = model.config
     factor = config.vae.downscale
     h, w = height // factor, width // factor
@@ -122,12 +130,7 @@ def export_targets(
             unet_inputs,
             [f32("model_output", batch, channels, h, w)],
         ),
-        ExportTarget(
-            "decoder",
-            DecoderExport(model.vae).eval(),
-            [f32("latents", 1, config.vae.latent_channels, h, w)],
-            [f32("image", 1, config.vae.out_channels, height, width)],
-        ),
+        decoder_target("decoder", model, h, w),
     ]
     if with_encoder:
         targets.append(
@@ -138,6 +141,9 @@ def export_targets(
                 [f32("latent_mean", 1, config.vae.latent_channels, h, w)],
             )
         )
+    if decoder_tile:
+        t = decoder_tile // factor
+        targets.append(decoder_target("decoder_tile", model, t, t))
     return targets
 
 
@@ -161,3 +167,14 @@ def free_tensors(module: nn.Module, keep: set[int]) -> None:
     for tensor in module_tensors(module):
         if id(tensor) not in keep:
             tensor.data = torch.empty(0, dtype=tensor.dtype)
+
+
+def decoder_target(name: str, model: StableDiffusion, h: int, w: int) -> ExportTarget:
+    """The decoder at latent size h x w: latents [1, c, h, w] -> image [1, 3, f h, f w]."""
+    vae, factor = model.config.vae, model.config.vae.downscale
+    return ExportTarget(
+        name,
+        DecoderExport(model.vae).eval(),
+        [TensorSpec("latents", [1, vae.latent_channels, h, w], "float32")],
+        [TensorSpec("image", [1, vae.out_channels, factor * h, factor * w], "float32")],
+    )

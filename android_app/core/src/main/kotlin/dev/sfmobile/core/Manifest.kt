@@ -98,6 +98,9 @@ class Manifest(
 
         /** The optional component image-to-image needs. */
         const val ENCODER = "encoder"
+
+        /** The optional tile-size decoder (export --decoder-tile); the core reads it and does not use it yet. */
+        const val DECODER_TILE = "decoder_tile"
         private val SHA256 = Regex("^[0-9a-f]{64}$")
         private val SCHEDULER_KEYS =
             listOf(
@@ -145,8 +148,9 @@ class Manifest(
             root.keys(top, top + "qnn")
             root.enum("format", listOf(FORMAT))
             root.intEnum("format_version", listOf(FORMAT_VERSION))
-            val components = root.obj("components").keys(COMPONENT_NAMES, COMPONENT_NAMES + ENCODER)
-            val present = (COMPONENT_NAMES + ENCODER).filter { components.has(it) }
+            val optional = listOf(ENCODER, DECODER_TILE)
+            val components = root.obj("components").keys(COMPONENT_NAMES, COMPONENT_NAMES + optional)
+            val present = (COMPONENT_NAMES + optional).filter { components.has(it) }
             return Manifest(
                 components = present.associateWith { ComponentSection.read(components.obj(it)) },
                 scheduler = scheduler(root.obj("scheduler")),
