@@ -20,6 +20,7 @@ import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from reference_pipelines import save_reference_pipeline
 from safetensors.torch import save_file
+from stage_checks import assert_loss_falls
 from test_checkpoints import compvis_state
 from tiny_data import CAPTIONS, write_photos
 from typer.testing import CliRunner
@@ -140,20 +141,7 @@ def test_distillation_from_an_epsilon_teacher_lowers_the_loss_on_a_fixed_batch(t
     stage = distill_stage(teacher_dir, photos, caption_dropout=0.0)
     batch = next(stage.batches(0, 4, 0, 1))
     assert batch["image"].shape == (4, 3, SIZE, SIZE)
-    optimizer = torch.optim.Adam(stage.student.parameters(), lr=1e-3)
-    models = stage.trainable()
-
-    def loss_now() -> torch.Tensor:
-        return stage.loss(models, batch, 0, torch.Generator().manual_seed(5))[0]
-
-    first = loss_now().item()
-    for _ in range(15):
-        optimizer.zero_grad()
-        loss = loss_now()
-        assert torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-    assert loss_now().item() < 0.7 * first
+    assert_loss_falls(stage, batch, stage.student.parameters(), lr=1e-3, steps=15, seed=5)
 
 
 def test_distill_and_decoder_on_cached_latents_give_the_loss_of_the_images(
@@ -199,20 +187,7 @@ def test_decoder_pool_and_heldout_prompts_are_the_datas_captions(teacher_dir, ph
 def test_decoder_on_data_lowers_the_loss_on_a_fixed_batch(teacher_dir, photos, tmp_path):
     stage = decoder_stage(teacher_dir, photos, tmp_path)
     batch = next(stage.batches(0, 4, 0, 1))
-    optimizer = torch.optim.Adam(stage.decoder.parameters(), lr=3e-3)
-    models = stage.trainable()
-
-    def loss_now() -> torch.Tensor:
-        return stage.loss(models, batch, 0, torch.Generator().manual_seed(2))[0]
-
-    first = loss_now().item()
-    for _ in range(10):
-        optimizer.zero_grad()
-        loss = loss_now()
-        assert torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-    assert loss_now().item() < 0.7 * first
+    assert_loss_falls(stage, batch, stage.decoder.parameters(), lr=3e-3, steps=10, seed=2)
 
 
 def run_config(out, **overrides) -> TrainConfig:

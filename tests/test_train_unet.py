@@ -20,6 +20,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 from reference_pipelines import build_tiny_reference
+from stage_checks import assert_loss_falls
 from tiny_data import CAPTIONS, write_photos
 from typer.testing import CliRunner
 
@@ -131,20 +132,7 @@ def test_student_is_initialised_from_the_teacher_but_for_the_blocks_it_changes(t
 def test_loss_falls_on_a_fixed_batch(teacher_dir, photos):
     stage = make_stage(teacher_dir, photos, caption_dropout=0.0)
     batch = fixed_batch(photos)
-    optimizer = torch.optim.Adam(stage.unet.parameters(), lr=1e-3)
-    models = stage.trainable()
-
-    def loss_now() -> torch.Tensor:
-        return stage.loss(models, batch, 0, torch.Generator().manual_seed(5))[0]
-
-    first = loss_now().item()
-    for _ in range(15):
-        optimizer.zero_grad()
-        loss = loss_now()
-        assert torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-    assert loss_now().item() < 0.7 * first
+    assert_loss_falls(stage, batch, stage.unet.parameters(), lr=1e-3, steps=15, seed=5)
 
 
 def test_cached_latents_give_the_loss_of_the_images(teacher_dir, photos, tmp_path):
