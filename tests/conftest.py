@@ -37,11 +37,15 @@ SLOW_MODULES = {
     "test_export_tflite",
     "test_img2img",
     "test_lora",
+    "test_qnn",
     "test_sfcore",
     "test_train_ddp",
     "test_train_decoder",
+    "test_train_engine",
     "test_train_loop",
+    "test_train_stages_real_data",
     "test_train_unet",
+    "test_verify_components",
 }
 
 
