@@ -17,47 +17,12 @@ on a full-size int8 snapfusion generation, the UNet's peak fell from 2.86 GB to 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
-import sys
 from collections.abc import Callable, Iterable
-from functools import cache
 from typing import Generic, TypeVar
 
+from sfmobile.heap import prefer_returnable_memory, return_freed_memory
+
 Component = TypeVar("Component")
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default, fixed so it no longer grows
-
-
-@cache
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim  # noqa: B018 - absent on musl: then there is nothing to trim
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def return_freed_memory() -> None:
-    """Collect unreachable Python objects and give the C heap's free pages back to the system
-    (glibc only; elsewhere the allocator decides)."""
-    gc.collect()
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-def prefer_returnable_memory() -> None:
-    """Serve every allocation of MMAP_THRESHOLD_BYTES or more with its own mapping, returned to
-    the system when freed (glibc only; a no-op elsewhere)."""
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 class Components(Generic[Component]):

@@ -35,7 +35,6 @@ from onnx.external_data_helper import uses_external_data
 
 from sfmobile.bundle import ComponentSpec, TensorSpec
 from sfmobile.export.external_data import gather_external_data
-from sfmobile.export.memory import give_back
 from sfmobile.export.onnx_precision import (
     convert_fp16,
     quantize_int8_dynamic,
@@ -43,6 +42,7 @@ from sfmobile.export.onnx_precision import (
 )
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
+from sfmobile.heap import return_freed_memory
 
 OPSET = 17
 # Above this many bytes of tensors a model is written with external data (2 GiB is protobuf's
@@ -113,11 +113,11 @@ def traced_and_simplified(
     phase("trace")
     trace_to_onnx(target, work / "traced.onnx")
     target.release()
-    give_back()
+    return_freed_memory()
     phase("simplify")
     simplified = work / "simplified.onnx"
     simplify(work / "traced.onnx", simplified)
-    give_back()
+    return_freed_memory()
     if large and not has_external_data(simplified):
         gather_external_data(simplified, work / "simplified_external.onnx")
         simplified = work / "simplified_external.onnx"
@@ -191,7 +191,7 @@ def export_component(
         elif quantization == "static":
             phase("quantize")
             current = quantize_int8_static(current, work, large, target, calibration or [])
-        give_back()
+        return_freed_memory()
         phase("write")
         inputs, outputs = graph_specs(current, target)
         files = write_component(current, out_dir, target.name, large)

@@ -44,11 +44,11 @@ import onnx
 from sfmobile.bundle import ComponentSpec
 from sfmobile.errors import ConfigError
 from sfmobile.export.external_data import hide_weights, restore_weights
-from sfmobile.export.memory import give_back
 from sfmobile.export.onnx import graph_specs, is_large, traced_and_simplified
 from sfmobile.export.onnx_precision import SampleReader, lean_calibration, quiet_quantizer
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
+from sfmobile.heap import return_freed_memory
 from sfmobile.qnn.provider import htp_session
 from sfmobile.qnn.socs import Soc
 
@@ -197,7 +197,7 @@ def export_component(
             phase("quantize")
             current = rewrite_for_htp(current, work / "rewritten.onnx", QDQ_OPSET.get(precision))
             current = quantize_qdq(current, work / "qdq.onnx", precision, calibration or [])
-            give_back()
+            return_freed_memory()
         phase(f"compile for {soc.name}")
         context = out_dir / f"{target.name}_ctx.onnx"
         htp_session(current, soc, context_file=context)

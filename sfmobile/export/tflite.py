@@ -29,9 +29,9 @@ from torch import nn
 
 from sfmobile.bundle import TFLITE_SIGNATURE, ComponentSpec, Quantization, TensorSpec
 from sfmobile.errors import BundleError, InputError
-from sfmobile.export.memory import give_back
 from sfmobile.export.recipe import Recipe
 from sfmobile.export.targets import ExportTarget
+from sfmobile.heap import return_freed_memory
 from sfmobile.quiet_logs import quiet_third_party_logs
 
 FLATBUFFER_LIMIT = 2**31  # bytes: flatbuffers use 32-bit offsets
@@ -186,7 +186,7 @@ def export_component(
         phase("convert")
         float_model = convert_float(target, Path(tmp) / "float.tflite")
         target.release()  # a no-op unless the caller allowed it (release_after_conversion)
-        give_back()
+        return_freed_memory()
         return component_from_float(
             target, float_model, precision, quantization, calibration, out_dir, phase
         )
