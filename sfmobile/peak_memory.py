@@ -69,6 +69,19 @@ class PeakTracker:
             return PeakRss(0.0, "unknown")
 
 
+def own_peak_mb() -> float | None:
+    """This process's peak resident MiB since it was exec'd (Linux VmHWM), else None.
+
+    Why not the parent's os.wait4 rusage: Linux carries the forked copy's high-water mark over
+    exec into ru_maxrss, so a child started by a 400 MB parent reports at least 400 MB even
+    if it never used 11 (measured)."""
+    try:
+        found = re.search(r"^VmHWM:\s+(\d+)\s+kB", PROC_STATUS.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(found.group(1)) / 1024 if found else None
+
+
 def _windows_peak_bytes() -> int:
     """PeakWorkingSetSize of this process (PROCESS_MEMORY_COUNTERS, psapi)."""
     import ctypes

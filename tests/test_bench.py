@@ -146,6 +146,36 @@ def test_cpuinfo_zen5_avx512_with_vnni() -> None:
     assert cpu.peak_gflops == pytest.approx(2 * 64 * 2.596, abs=0.1)
 
 
+def test_cpuinfo_zen4_avx512_counts_its_half_width_fma_pipes() -> None:
+    """Zen 4 (AMD family 25) runs a 512-bit FMA as two 256-bit halves: AVX2's 32 FLOP/cycle."""
+    cpu = parse_cpuinfo((CPUINFO / "zen4-avx512-vnni.txt").read_text())
+    assert (cpu.cores, cpu.vector, cpu.flop_per_cycle, cpu.vnni) == (2, "avx512f", 32, True)
+    assert cpu.peak_gflops == pytest.approx(2 * 32 * 2.596, abs=0.1)
+
+
+def test_roofline_gemms_compute_the_product_they_time() -> None:
+    """The timed models are real GEMMs: their outputs equal numpy's product."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from sfmobile.bench.roofline import _gemm_model, gemm_gops
+
+    rng = np.random.default_rng(3)
+    for integer in (False, True):
+        model = onnx.load_from_string(_gemm_model(64, integer))
+        weight = numpy_helper.to_array(model.graph.initializer[0])
+        if integer:
+            a = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+            expected = a.astype(np.int64) @ weight.astype(np.int64)
+        else:
+            a = rng.standard_normal((64, 64), dtype=np.float32)
+            expected = a @ weight
+        session = ort.InferenceSession(_gemm_model(64, integer), None, ["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {"a": a})[0], expected, rtol=1e-4)
+    rate = gemm_gops(64, repeats=2)
+    assert 0 < rate["median"] <= rate["best"]
+
+
 def test_cpuinfo_counts_physical_cores_and_reads_the_stated_clock() -> None:
     """Two hyper-threads per core; the model name states the nominal clock."""
     text = (CPUINFO / "zen3-avx2.txt").read_text().replace("AMD EPYC 7B13", "Xeon @ 2.20GHz")
@@ -161,7 +191,7 @@ def test_cpuinfo_without_processors_is_an_error() -> None:
 
 
 def _case(recipe: str, case: str, median: float, **extra) -> dict:
-    backend, precision = recipe.split("-")
+    backend, precision = recipe.split("-", 1)
     return (
         {"record": "case", "kind": "component", "status": "ok", "backend": backend}
         | {"precision": precision, "case": case, "name": f"{recipe}/{case}", "median_s": median}
@@ -180,6 +210,7 @@ SYNTHETIC = [
     _case("onnx-fp32", "pipeline", 4.0, peak_rss_mb=1000.0),
     _case("onnx-int8", "unet_b2", 1.0),
     _case("onnx-int8", "pipeline", 2.0, peak_rss_mb=500.0),
+    _case("onnx-int8-static", "unet_b2", 0.5),
     _case("diffusers-fp32", "diffusers_pipeline", 100.0, extrapolated_from_steps=2),
 ]
 
@@ -193,6 +224,28 @@ def test_ratios_of_synthetic_results() -> None:
     assert found[(4, "onnx-fp32/unet_guided", "onnx-fp32/unet_b2")]["speedup"] == 2.0
     int8 = found[(3, "onnx-int8/pipeline", "onnx-fp32/pipeline")]
     assert (int8["speedup"], int8["memory_ratio"]) == (2.0, 0.5)
+    static = found[(3, "onnx-int8-static/unet_b2", "onnx-fp32/unet_b2")]
+    assert (static["speedup"], static["what"]) == (4.0, "int8-static vs fp32 (unet_b2)")
+
+
+def test_limits_share_of_nominal_and_measured_gemm(monkeypatch) -> None:
+    """An int8 case is held against the int8 GEMM, an fp32 one against the fp32 GEMM."""
+    import sfmobile.bench.derive as derive
+
+    gemm = {"record": "case", "kind": "roofline", "status": "ok", "case": "roofline"}
+    gemm |= {"fp32_gflops": 100.0, "int8_gops": 400.0, "gemm_size": 2048, "threads": 2}
+    records = [*SYNTHETIC, gemm]
+    monkeypatch.setattr(derive, "case_macs", lambda _: {"unet_b2": 50 * 10**9})  # 100 GFLOP
+    found = {(r["recipe"], r["case"]): r for r in derive.limits(records, 200.0)}
+    fp32, int8 = found[("onnx-fp32", "unet_b2")], found[("onnx-int8", "unet_b2")]
+    assert (fp32["gflops"], fp32["peak_share"], fp32["gemm"], fp32["gemm_share"]) == (
+        50.0,
+        0.25,
+        "fp32_gflops",
+        0.5,
+    )
+    assert (int8["gflops"], int8["gemm"], int8["gemm_share"]) == (100.0, "int8_gops", 0.25)
+    assert "fp32 100.0 GFLOP/s, int8 400.0 GOP/s" in markdown(records)
 
 
 def test_markdown_and_chart_of_synthetic_results(tmp_path) -> None:
@@ -227,16 +280,23 @@ TIMED_KEYS = {"median_s", "min_s", "max_s", "spread_pct", "times_s", "peak_rss_m
 
 
 def test_tiny_bench_end_to_end(tmp_path) -> None:
-    """The whole command on the tiny preset (onnx fp32 only, to stay quick): every case in
-    its own process, the JSON lines' schema, the report and the chart."""
+    """The whole command on the tiny preset (onnx fp32 only, to stay quick), in two runs as on
+    a busy machine: --exports-only, then the timing run with --reuse-bundles. Every case in its
+    own process, the JSON lines' schema, the report and the chart."""
     out = tmp_path / "bench"
     command = [sys.executable, "-c", "from sfmobile.cli import main; main()", "bench"]
     command += ["--preset", "tiny", "--size", "64", "--repeats", "1", "--baseline-steps", "1"]
     command += ["--backends", "onnx", "--precisions", "fp32", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _, stderr = cli.communicate(timeout=1200)
-    assert cli.returncode == 0, stderr.decode()[-2000:]
+    for extra in (["--exports-only"], ["--reuse-bundles"]):
+        cli = subprocess.Popen(
+            command + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        _, stderr = cli.communicate(timeout=1200)
+        assert cli.returncode == 0, stderr.decode()[-2000:]
+    exports = [json.loads(line) for line in (out / "exports.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in exports[1:]] == ["export"] * 4
+    assert all(r["status"] == "ok" and r["export_s"] > 0 for r in exports[1:])
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     machine = lines[0]
     assert machine["record"] == "machine" and machine["random_weights"] is True
@@ -250,6 +310,13 @@ def test_tiny_bench_end_to_end(tmp_path) -> None:
     assert len(set(pids)) == len(pids) and cli.pid not in pids
     names = {r["case"] for r in cases}
     assert {"unet_b2", "unet_2xb1", "decoder_half", "pipeline", "diffusers_pipeline"} <= names
+    gemm = next(r for r in cases if r["kind"] == "roofline")
+    assert gemm["fp32_gflops"] > 0 and gemm["int8_gops"] > 0
+    generate = next(r for r in cases if r["case"] == "generate")
+    assert 0 < generate["generation_peak_rss_mb"] <= generate["peak_rss_mb"]
+    assert Path(generate["image"]).stat().st_size > 0
+    assert all("gemm_share" in r for r in lines if r["record"] == "limit")
+    assert all(r.get("reused") for r in cases if r["kind"] == "export")
     baseline = next(r for r in cases if r["case"] == "diffusers_pipeline")
     assert baseline["extrapolated_from_steps"] == 1
     kinds = {r["record"] for r in lines}

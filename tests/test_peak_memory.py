@@ -56,3 +56,20 @@ def test_without_a_reset_the_process_peak_is_reported_in_its_unit(monkeypatch):
     peak = tracker.peak()
     assert peak.scope == "process"
     assert peak.mb == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MIB
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_a_childs_own_peak_is_not_its_parents():
+    """wait4's ru_maxrss of a child forked by a parent holding 300 MB reports >= 300 MB (Linux
+    carries the fork's high-water mark over exec); the child's own VmHWM does not."""
+    import os
+    import subprocess
+
+    held = np.ones(300 * 2**20 // 8)  # 300 MB resident in this process
+    code = "from sfmobile.peak_memory import own_peak_mb; print(own_peak_mb())"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    out = child.stdout.read()
+    _, _, usage = os.wait4(child.pid, 0)
+    own = float(out)
+    assert maxrss_mb(usage.ru_maxrss) >= 300 > 3 * own
+    assert held.sum() > 0

@@ -1,8 +1,11 @@
 """One benchmark case, run as `python -m sfmobile.bench.child '<case JSON>'` in a fresh
 process (so its peak memory and warm-up are its own); prints one JSON line of results.
 
-Case kinds: export (a bundle), component (text_encoder / unet / decoder calls), pipeline (the
-whole text-to-image run), diffusers (the baseline pipeline), profile (onnxruntime's profiler).
+Case kinds: roofline (the CPU's GEMM limit), export (a bundle), component (text_encoder / unet
+/ decoder calls), pipeline (the whole text-to-image run), diffusers (the baseline pipeline),
+profile (onnxruntime's profiler). The `generate` cases are `sfmobile generate` itself, run by
+the runner. torch is imported only by the cases that build a model, so an ONNX or TFLite case's
+peak memory does not include it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-from sfmobile.bench.variants import Source, build, cfg_batch
 
 PROMPT = "a red bicycle leaning on a blue door"
 
@@ -38,22 +39,40 @@ def open_case_backend(case: dict):
 
     if case["backend"] == "torch":
         from sfmobile.backends.torch_backend import TorchBackend
+        from sfmobile.bench.variants import Source, build
 
         return TorchBackend(build(Source(**case["source"]), case["variant"]))
     return open_backend(Path(case["bundle"]), case["backend"], verify="sizes")
 
 
+def reused_bundle(case: dict) -> dict | None:
+    """With --reuse-bundles, a complete bundle already at the case's path (its manifest read
+    and every file's sha256 checked) is kept instead of exported again."""
+    from sfmobile.bundle import read_bundle
+
+    bundle = Path(case["bundle"])
+    if not (case.get("reuse") and (bundle / "manifest.json").is_file()):
+        return None
+    read_bundle(bundle, verify="full")
+    sizes = [p.stat().st_size for p in bundle.rglob("*") if p.is_file()]
+    return {"reused": True, "bundle_mb": round(sum(sizes) / 1e6, 2)}
+
+
 def run_export(case: dict) -> dict:
+    from sfmobile.bench.plan import precision_and_quantization
+    from sfmobile.bench.variants import Source, build, cfg_batch
     from sfmobile.export.bundle_export import export_bundle
 
+    reused = reused_bundle(case)
+    if reused:
+        return reused
     model = build(Source(**case["source"]), case["variant"])
     start = time.perf_counter()
     out = export_bundle(
         model,
         Path(case["bundle"]),
         case["backend"],
-        case["precision"],
-        case.get("quantization"),
+        *precision_and_quantization(case["precision"]),
         height=case["size"],
         width=case["size"],
         cfg_batch=cfg_batch(case["variant"]),
@@ -91,6 +110,7 @@ def run_component(case: dict) -> dict:
 
 
 def run_pipeline(case: dict) -> dict:
+    from sfmobile.bench.variants import cfg_batch
     from sfmobile.pipeline import Pipeline
 
     backend = open_case_backend(case)
@@ -129,7 +149,44 @@ def run_profile(case: dict) -> dict:
     return profile_onnx(Path(case["model"]), case["repeats"], Path(case["trace_dir"]))
 
 
+def run_generate(case: dict) -> dict:
+    """`sfmobile generate` as a user runs it (components one at a time), in this process."""
+    from sfmobile.cli.app import run
+    from sfmobile.peak_memory import own_peak_mb
+
+    before = own_peak_mb() or 0.0  # start-up and imports: generate resets the peak it records
+    timings = Path(case["timings"])
+    start = time.perf_counter()
+    code = run([*generate_arguments(case), "--timings", str(timings)])
+    if code:
+        raise SystemExit(f"sfmobile generate exited with {code}")
+    seconds = time.perf_counter() - start
+    inner = json.loads(timings.read_text())
+    return {
+        "times_s": [seconds],
+        "own_peak_rss_mb": max(before, own_peak_mb() or 0.0),
+        "generation_peak_rss_mb": inner["peak_rss_mb"],
+        "generation_s": round(inner["total"], 3),
+    }
+
+
+def generate_arguments(case: dict) -> list[str]:
+    size = str(case["size"])
+    return [
+        *("generate", "--model", case["bundle"], "--prompt", PROMPT, "--seed", "0"),
+        *("--steps", str(case["steps"]), "--height", size, "--width", size, "--out", case["image"]),
+    ]
+
+
+def run_roofline(case: dict) -> dict:
+    from sfmobile.bench.roofline import measure
+
+    return measure()
+
+
 KINDS = {
+    "roofline": run_roofline,
+    "generate": run_generate,
     "export": run_export,
     "component": run_component,
     "pipeline": run_pipeline,
@@ -139,8 +196,11 @@ KINDS = {
 
 
 def main() -> None:
+    from sfmobile.peak_memory import own_peak_mb
+
     case = json.loads(sys.argv[1])
     result = KINDS[case["kind"]](case)
+    result.setdefault("own_peak_rss_mb", own_peak_mb())
     print(json.dumps({**result, "pid": os.getpid()}))
 
 

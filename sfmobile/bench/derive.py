@@ -56,19 +56,30 @@ def case_macs(records: list[dict]) -> dict[str, int]:
     return macs
 
 
+def roofline(records: list[dict]) -> dict | None:
+    """The run's measured GEMM limit (sfmobile.bench.roofline), if it was measured."""
+    return next(
+        (r for r in records if r.get("kind") == "roofline" and r.get("status") == "ok"), None
+    )
+
+
 def limits(records: list[dict], peak_gflops: float | None) -> list[dict]:
-    """Achieved GFLOP/s (2 FLOP per MAC) and share of nominal fp32 peak of every timed case."""
-    macs = case_macs(records)
+    """Achieved GFLOP/s (2 FLOP per MAC) of every timed case, as a share of the nominal fp32
+    peak and of the measured GEMM limit: the int8 GEMM's for int8 recipes, else the fp32 one's
+    (`gemm`: which)."""
+    macs, gemm = case_macs(records), roofline(records)
     out = []
     for (name, case), r in index(records).items():
         if case not in macs:
             continue
         gflops = 2 * macs[case] / r["median_s"] / 1e9
         share = round(gflops / peak_gflops, 4) if peak_gflops else None
-        out.append(
-            {"record": "limit", "recipe": name, "case": case, "macs": macs[case]}
-            | {"gflops": round(gflops, 2), "peak_share": share}
-        )
+        record = {"record": "limit", "recipe": name, "case": case, "macs": macs[case]}
+        record |= {"gflops": round(gflops, 2), "peak_share": share}
+        if gemm:
+            key = "int8_gops" if r["precision"].startswith("int8") else "fp32_gflops"
+            record |= {"gemm": key, "gemm_share": round(gflops / gemm[key], 4)}
+        out.append(record)
     return out
 
 
@@ -132,7 +143,7 @@ def ratios(records: list[dict]) -> list[dict]:
         for group, what, case, against in pairs:
             if (name, case) in done and (name, against) in done:
                 out.append(_ratio(group, what, done[(name, case)], done[(name, against)]))
-        backend, precision = name.split("-")
+        backend, precision = name.split("-", 1)
         fp32 = next(
             (f"{b}-fp32" for b in (backend, "onnx") if (f"{b}-fp32", "unet_b2") in done), None
         )

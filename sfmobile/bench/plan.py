@@ -11,13 +11,16 @@ from sfmobile.bench.variants import Source
 from sfmobile.errors import InputError
 
 BACKENDS = ("torch", "onnx", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8")
+# int8: dynamic (weights int8, activations quantized per call); int8-static: calibrated QDQ,
+# convolutions included (ONNX Runtime runs them as int8 convolutions)
+PRECISIONS = ("fp32", "fp16", "int8", "int8-static")
 # TFLite flatbuffers stop at 2 GB: full-size fp32 UNets do not fit, so TFLite is fp16/int8 only
 RECIPES = (
     ("torch", "fp32"),
     ("onnx", "fp32"),
     ("onnx", "fp16"),
     ("onnx", "int8"),
+    ("onnx", "int8-static"),
     ("tflite", "fp16"),
     ("tflite", "int8"),
 )
@@ -32,6 +35,9 @@ COMPONENT_CASES = {
     "reference_unet_b2": ("reference", "unet", 2, 1),
 }
 PIPELINE_CASES = {"pipeline": "b2-half", "pipeline_guided": "guided"}
+# `sfmobile generate` itself, a fresh process per image: components one at a time, loads
+# included; its peak memory is a user's (the pipeline cases keep every component resident)
+GENERATE_CASES = {"generate": "b2-half"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,15 @@ class Options:
     steps: int
     baseline_steps: int
     out: Path
+    reuse_bundles: bool = False
+    exports_only: bool = False
+    only_recipes: tuple[str, ...] = ()  # e.g. ("onnx-fp32", "tflite-int8"): instead of the product
 
     def check(self) -> None:
+        names = ["-".join(r) for r in RECIPES]
+        wrong = [r for r in self.only_recipes if r not in names]
+        if wrong:
+            raise InputError(f"--recipes {','.join(wrong)}: expected some of {', '.join(names)}")
         for name, values, allowed in (
             ("--backends", self.backends, BACKENDS),
             ("--precisions", self.precisions, PRECISIONS),
@@ -67,7 +80,16 @@ class Options:
             raise InputError(f"--size must be a positive multiple of 8, got {self.size}")
 
     def recipes(self) -> list[tuple[str, str]]:
+        if self.only_recipes:
+            return [r for r in RECIPES if "-".join(r) in self.only_recipes]
         return [r for r in RECIPES if r[0] in self.backends and r[1] in self.precisions]
+
+
+def precision_and_quantization(precision: str) -> tuple[str, str | None]:
+    """A bench precision as export's --precision and --quantization."""
+    if precision == "int8-static":
+        return "int8", "static"
+    return precision, None
 
 
 def bundle_path(options: Options, backend: str, precision: str, variant: str) -> Path:
@@ -75,9 +97,13 @@ def bundle_path(options: Options, backend: str, precision: str, variant: str) ->
 
 
 def plan(options: Options) -> list[dict]:
-    """Every case of the run, in order, each a JSON-ready dict for the child process."""
+    """Every case of the run, in order, each a JSON-ready dict for the child process: the
+    CPU's measured GEMM limit first, then per recipe its exports and timed cases."""
     base = {"source": options.source.to_dict(), "size": options.size}
-    cases = []
+    cases = [{"kind": "roofline", "name": "roofline/gemm", "case": "roofline"}]
+    cases[0] |= {"backend": "onnx", "precision": "fp32+int8"}
+    if options.exports_only:
+        cases = []
     for backend, precision in options.recipes():
         recipe = {**base, "backend": backend, "precision": precision}
         if backend != "torch":
@@ -87,7 +113,7 @@ def plan(options: Options) -> list[dict]:
                 name = f"{backend}-{precision}/export-{variant}"
                 cases.append(
                     {**recipe, "kind": "export", "name": name, "case": f"export-{variant}"}
-                    | {"variant": variant, "bundle": bundle}
+                    | {"variant": variant, "bundle": bundle, "reuse": options.reuse_bundles}
                 )
         for case, (variant, component, batch, calls) in COMPONENT_CASES.items():
             cases.append(
@@ -104,6 +130,18 @@ def plan(options: Options) -> list[dict]:
                 | {"repeats": options.repeats}
                 | {"bundle": str(bundle_path(options, backend, precision, variant))}
             )
+        if backend == "torch":
+            continue
+        for case, variant in GENERATE_CASES.items():
+            image = options.out / "images" / f"{backend}-{precision}-{case}.png"
+            cases.append(
+                {**recipe, "kind": "generate", "name": f"{backend}-{precision}/{case}"}
+                | {"case": case, "variant": variant, "steps": options.steps, "image": str(image)}
+                | {"repeats": options.repeats}
+                | {"bundle": str(bundle_path(options, backend, precision, variant))}
+            )
+    if options.exports_only:
+        return [c for c in cases if c["kind"] == "export"]
     scale = "tiny" if options.source.reference.startswith("tiny") else "full"
     cases.append(
         {"kind": "diffusers", "name": "diffusers/pipeline", "case": "diffusers_pipeline"}

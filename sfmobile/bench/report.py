@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sfmobile.bench.derive import index
-from sfmobile.bench.plan import COMPONENT_CASES, PIPELINE_CASES
+from sfmobile.bench.derive import index, roofline
+from sfmobile.bench.plan import COMPONENT_CASES, GENERATE_CASES, PIPELINE_CASES
 
-COLUMNS = (*COMPONENT_CASES, *PIPELINE_CASES)
+COLUMNS = (*COMPONENT_CASES, *PIPELINE_CASES, *GENERATE_CASES)
 GROUPS = {
     1: "End to end against diffusers",
     2: "Against the SD-1.5 layout",
@@ -28,7 +28,7 @@ def _seconds(record: dict | None) -> str:
     return f"{record['median_s']:.3g} ±{record['spread_pct']:.0f}%"
 
 
-def _header(machine: dict) -> list[str]:
+def _header(machine: dict, gemm: dict | None) -> list[str]:
     source = machine.get("source", {})
     name = source.get("checkpoint") or f"preset {source.get('preset')}"
     weights = "random weights: times only" if machine.get("random_weights") else "trained weights"
@@ -39,6 +39,12 @@ def _header(machine: dict) -> list[str]:
             f"CPU: {cpu['model']}, {cpu['cores']} cores x {cpu['flop_per_cycle']} fp32 FLOP/cycle"
             f" x {cpu['ghz']} GHz = {cpu['peak_gflops']} GFLOP/s nominal ({cpu['vector']}, "
             f"VNNI {'yes' if cpu['vnni'] else 'no'})."
+        )
+    if gemm:
+        lines.append(
+            f"Measured limit (onnxruntime GEMM {gemm['gemm_size']}^3 on {gemm['threads']} "
+            f"threads, best of 10): fp32 {gemm['fp32_gflops']} GFLOP/s, int8 "
+            f"{gemm['int8_gops']} GOP/s."
         )
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     lines += [f"Versions: {versions}.", f"Command: `{' '.join(machine.get('command', []))}`", ""]
@@ -51,13 +57,13 @@ def _time_table(records: list[dict]) -> list[str]:
     lines = [
         "## Seconds per case (median ± (max-min)/median)",
         "",
-        "| recipe | " + " | ".join(COLUMNS) + " | pipeline peak RSS MB |",
-        "| --- |" + " ---: |" * (len(COLUMNS) + 1),
+        "| recipe | " + " | ".join(COLUMNS) + " | pipeline peak RSS MB | generate peak RSS MB |",
+        "| --- |" + " ---: |" * (len(COLUMNS) + 2),
     ]
     for name in recipes:
         cells = [_seconds(done.get((name, c))) for c in COLUMNS]
-        peak = done.get((name, "pipeline"), {}).get("peak_rss_mb", "")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {peak} |")
+        peaks = [done.get((name, c), {}).get("peak_rss_mb", "") for c in ("pipeline", "generate")]
+        lines.append(f"| {name} | " + " | ".join(cells + [str(p) for p in peaks]) + " |")
     baseline = done.get(("diffusers-fp32", "diffusers_pipeline"))
     if baseline:
         steps = baseline.get("extrapolated_from_steps")
@@ -91,15 +97,18 @@ def _derived(records: list[dict]) -> list[str]:
         lines += ["No MAC counts: they are read from the run's onnx-fp32 bundles.", ""]
     if limit:
         lines += [
-            "## The limit: MACs counted from the ONNX graph, share of nominal fp32 peak",
+            "## The limit: MACs counted from the ONNX graph, share of the nominal fp32 peak and "
+            "of the measured GEMM (int8 recipes: the int8 GEMM)",
             "",
-            "| recipe | case | GMAC | GFLOP/s | share of peak |",
-            "| --- | --- | ---: | ---: | ---: |",
+            "| recipe | case | GMAC | GFLOP/s | share of nominal | share of GEMM |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
         ]
         for r in limit:
             share = "" if r["peak_share"] is None else f"{100 * r['peak_share']:.1f}%"
+            gemm = f"{100 * r['gemm_share']:.1f}%" if "gemm_share" in r else ""
             lines.append(
-                f"| {r['recipe']} | {r['case']} | {r['macs'] / 1e9:.3f} | {r['gflops']} | {share} |"
+                f"| {r['recipe']} | {r['case']} | {r['macs'] / 1e9:.3f} | {r['gflops']} "
+                f"| {share} | {gemm} |"
             )
         lines.append("")
     for r in records:
@@ -116,7 +125,10 @@ def _derived(records: list[dict]) -> list[str]:
 
 def markdown(records: list[dict]) -> str:
     machine = next((r for r in records if r.get("record") == "machine"), {})
-    return "\n".join(_header(machine) + _time_table(records) + _derived(records)) + "\n"
+    return (
+        "\n".join(_header(machine, roofline(records)) + _time_table(records) + _derived(records))
+        + "\n"
+    )
 
 
 def chart(records: list[dict], path: Path) -> None:

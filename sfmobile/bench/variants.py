@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sfmobile.config import VAEConfig
-from sfmobile.models.stable_diffusion import StableDiffusion
+
+if TYPE_CHECKING:  # torch only where a model is built: bundle cases' memory stays their own
+    from sfmobile.models.stable_diffusion import StableDiffusion
 
 SEED = 0
 # variant -> (which model, decoder halved, guidance input, CFG batch of its bundle)
@@ -43,6 +44,8 @@ class Source:
 
 def build(source: Source, variant: str) -> StableDiffusion:
     """The variant's model; random parts are seeded so every process builds the same weights."""
+    import torch
+
     from sfmobile.models.random_init import random_model
     from sfmobile.models.unet import UNet
     from sfmobile.models.vae import AutoencoderKL

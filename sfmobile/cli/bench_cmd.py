@@ -24,7 +24,10 @@ def bench(
         None, help="The SD-1.5-layout preset compared against (default: sd15; tiny for tiny*)."
     ),
     backends: str = typer.Option("torch,onnx,tflite", help="Comma-separated backends."),
-    precisions: str = typer.Option("fp32,fp16,int8", help="Comma-separated precisions."),
+    precisions: str = typer.Option(
+        "fp32,fp16,int8",
+        help="Comma-separated precisions: fp32, fp16, int8 (dynamic), int8-static.",
+    ),
     size: int = typer.Option(512, help="Image height and width."),
     repeats: int = typer.Option(3, help="Timed runs per case after one warm-up."),
     steps: int = typer.Option(8, help="Denoising steps of the timed pipeline."),
@@ -32,8 +35,22 @@ def bench(
         50, help="Steps the diffusers baseline really runs (fewer: extrapolated to 50)."
     ),
     out: Path = typer.Option(Path("/tmp/sfmobile-bench"), help="Bundles, logs and results."),
+    recipes: str = typer.Option(
+        "",
+        help="Comma-separated recipes (e.g. onnx-fp32,tflite-int8) instead of the product of "
+        "--backends and --precisions.",
+    ),
+    exports_only: bool = typer.Option(
+        False, help="Export the bundles and stop (then time them with --reuse-bundles)."
+    ),
+    reuse_bundles: bool = typer.Option(
+        False,
+        help="Keep bundles already in OUT/bundles (sha256 checked) instead of exporting again: "
+        "time the cases on an idle machine after exporting on a busy one.",
+    ),
 ) -> None:
-    """Results: OUT/results.jsonl, OUT/report.md, OUT/chart.png."""
+    """Results: OUT/results.jsonl, OUT/report.md, OUT/chart.png (--exports-only:
+    OUT/exports.jsonl and the bundles)."""
     from rich.console import Console
 
     from sfmobile.bench.plan import Options
@@ -52,12 +69,26 @@ def bench(
         raise InputError(f"--reference-preset {reference!r}: expected one of {PRESET_NAMES}")
     source = Source(preset, str(model.resolve()) if model else None, reference)
     options = Options(
-        source, _names(backends), _names(precisions), size, repeats, steps, baseline_steps, out
+        source,
+        _names(backends),
+        _names(precisions),
+        size,
+        repeats,
+        steps,
+        baseline_steps,
+        out,
+        reuse_bundles,
+        exports_only,
+        _names(recipes),
     )
     console = Console()
     if source.random_weights:
         console.print(f"[bold]preset {preset} with random weights: the times hold, images don't")
     records = run(options, ["sfmobile", *sys.argv[1:]])
+    if exports_only:
+        failed = [r["name"] for r in records if r.get("status") == "failed"]
+        console.print(f"exports: {out / 'exports.jsonl'}; failed: {', '.join(failed) or 'none'}")
+        return
     report, png = write_reports(records, out)
     console.print(report.read_text())
     console.print(f"results: {out / 'results.jsonl'}, {report}, {png}")
