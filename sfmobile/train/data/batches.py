@@ -18,16 +18,17 @@ pass, so none is dropped).
 
 Images are decoded by `workers` DataLoader processes (0: in this process; started from a fork
 server, never forked: worker_loader), each a reader of its own (source.ReaderSlot: rank x
-worker), each making whole batches; the DataLoader takes them from the workers in turn. Every image batch carries "data_state", plain JSON: for each of this rank's
-readers its position (pass, shard, offset after its last batch so far, batches made) and its
-DataReport (samples read, unreadable images, missing captions, corrupt shards), and which reader
-gives the next batch. That is how what the workers skip reaches the Trainer's metrics, and how a
-resumed run continues: StreamOptions(resume=the state of the last batch a checkpoint saw)
-reopens each reader at its position, so no image before it is read again. Bucketed readers are
-the exception: what waits in their queues depends on everything read before, so a resumed one
-reads its share again from the start and drops the batches it had made (bit-identical; it
-re-decodes the images). Without a saved state, `start` samples are read and dropped
-(bit-identical too, one reader only).
+worker), each making whole batches; the DataLoader takes them from the workers in turn. Every
+image batch carries "data_state", plain JSON: for each of this rank's readers its position
+(pass, shard, offset after its last batch so far, batches made) and its DataReport (samples
+read, unreadable images, missing captions, corrupt shards), and which reader gives the next
+batch. That is how what the workers skip reaches the Trainer's metrics, and how a resumed run
+continues: StreamOptions(resume=the state of the last batch a checkpoint saw) reopens each
+reader at its position, so no image before it is read again. Bucketed readers are the exception:
+what waits in their queues depends on everything read before, so a resumed one reads its share
+again from the start and drops the batches it had made (bit-identical; it re-decodes the
+images). Without a saved state, `start` samples are read and dropped (bit-identical too, one
+reader only).
 """
 
 from __future__ import annotations
