@@ -73,7 +73,9 @@ def distill(
     from sfmobile.train.stages.distill import STUDENT_FOLDER, DistillConfig, DistillStage
     from sfmobile.weights import load_model
 
-    source, scene_size = data_or_scenes(data, data_format, cache, image_size, buckets)
+    source, scene_size = data_or_scenes(
+        data, data_format, cache, image_size, buckets, engine.data_workers
+    )
     model = load_model(teacher, teacher_preset)
     config = DistillConfig(
         student_steps=steps,

@@ -85,7 +85,9 @@ def train_decoder(
 
     from sfmobile.train.stages.decoder import DECODER_FOLDER, DecoderStage
 
-    source, scene_size = data_or_scenes(data, data_format, cache, image_size, buckets)
+    source, scene_size = data_or_scenes(
+        data, data_format, cache, image_size, buckets, engine.data_workers
+    )
     config = engine.train_config(
         out=out,
         steps=steps,

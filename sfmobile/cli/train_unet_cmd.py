@@ -70,7 +70,7 @@ def train_unet(
     from sfmobile.train.stages.unet import UNET_FOLDER, UnetStage, UnetTrainConfig
     from sfmobile.weights import load_model
 
-    source = real_data(data, data_format, cache, image_size, buckets)
+    source = real_data(data, data_format, cache, image_size, buckets, engine.data_workers)
     unet_config = UnetTrainConfig(
         data=source.data,
         cache=source.cache,
