@@ -14,7 +14,12 @@ from PIL import Image
 
 from sfmobile.errors import InputError
 from sfmobile.train.data import source
-from sfmobile.train.data.batches import StreamOptions, image_batches, stream_report
+from sfmobile.train.data.batches import (
+    StreamOptions,
+    image_batches,
+    stream_report,
+    worker_loader,
+)
 from sfmobile.train.data.source import (
     DataReport,
     DataSpec,
@@ -259,6 +264,32 @@ def test_workers_deal_the_samples_and_carry_their_skip_counts(folder):
     assert [int(b["index"]) for b in batches] == list(range(6))
     report = stream_report(batches[3]["data_state"])  # both readers through one pass
     assert (report.yielded, report.unreadable_images, report.missing_captions) == (4, 1, 2)
+
+
+class _Nothing(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        return iter(())
+
+
+def test_data_workers_start_from_a_fork_server_never_a_fork():
+    """Forking a process that runs threads (torch's, JAX's through LiteRT) can deadlock the
+    child; the workers start from a fork server (spawn where there is none)."""
+    loader = worker_loader(_Nothing(), 2)
+    assert loader.multiprocessing_context.get_start_method() in ("forkserver", "spawn")
+
+
+def test_workers_do_not_inherit_the_training_process_memory(folder, monkeypatch):
+    """A forked worker would run the image loader patched here after import (and fail); a
+    worker started afresh imports the real one and gives the unpatched run's batches."""
+    expected = _batches(folder, 3, workers=2)
+
+    def patched(*args):
+        raise AssertionError("a worker ran the training process's patched load_image")
+
+    monkeypatch.setattr(source, "load_image", patched)
+    for got, want in zip(_batches(folder, 3, workers=2), expected, strict=True):
+        assert got["caption"] == want["caption"]
+        assert torch.equal(got["image"], want["image"])
 
 
 def test_a_resumed_stream_with_workers_continues_with_the_same_batches(folder):

@@ -282,6 +282,37 @@ def test_cli_passes_the_gpu_options_to_the_trainer(vae_dir, tmp_path):
     assert bad.exit_code == 2 and "--precision must be one of" in bad.output
 
 
+def test_every_engine_option_reaches_the_train_config(monkeypatch, tmp_path):
+    """The options the engine_options decorator adds land, each under its own name, in the
+    TrainConfig the command runs (none at its default, so a dropped one shows)."""
+    from sfmobile.cli import train_cmd
+
+    ran = []
+    monkeypatch.setattr(train_cmd, "run_stage", lambda stage, config, *_: ran.append(config))
+    _register_commands()
+    args = ["train", "vae", "--preset", "tiny", "--out", str(tmp_path), "--steps", "9",
+            "--checkpoint-every", "4", "--log-every", "3", "--threads", "1", "--device", "auto",
+            "--precision", "bf16", "--grad-accumulation", "2", "--gradient-checkpointing",
+            "--stop-after", "5"]  # fmt: skip
+    outcome = CliRunner().invoke(app, args)
+    assert outcome.exit_code == 0, outcome.output
+    (run,) = ran
+    engine = {"checkpoint_every": 4, "log_every": 3, "threads": 1, "device": "auto",
+              "precision": "bf16", "grad_accumulation": 2, "gradient_checkpointing": True,
+              "stop_after": 5, "data_workers": 0}  # fmt: skip
+    assert {name: getattr(run, name) for name in engine} == engine
+    assert (run.out, run.steps, run.batch_size, run.lr_schedule) == (tmp_path, 9, 8, "cosine")
+
+
+def test_data_workers_without_a_data_stream_are_refused(tmp_path):
+    """--data-workers is for stages that decode --data images; the scenes and a stage's own
+    batches without a stream would ignore it."""
+    with pytest.raises(InputError, match="--data-workers 2: vae reads no --data images"):
+        Trainer(VaeStage(tiny_models.vae()), config(tmp_path, data_workers=2))
+    with pytest.raises(InputError, match="--data-workers 1: regression reads no --data images"):
+        Trainer(RegressionStage(), config(tmp_path, data_workers=1))
+
+
 def test_tensorboard_scalars_beside_metrics_when_installed(tmp_path):
     pytest.importorskip("torch.utils.tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -27,7 +27,9 @@ from typer.testing import CliRunner
 
 from sfmobile.cli import app
 from sfmobile.cli.app import _register_commands
+from sfmobile.errors import InputError
 from sfmobile.models.random_init import random_model
+from sfmobile.train.data.batches import StreamOptions
 from sfmobile.train.data.images import Buckets
 from sfmobile.train.data.latent_cache import CacheConfig, write_latent_cache
 from sfmobile.train.data.source import DataSpec, open_image_captions
@@ -272,6 +274,47 @@ def test_data_and_cache_together_are_refused(teacher_dir, photos, tmp_path):
             "--data", str(photos), "--cache", str(tmp_path)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "exactly one of --data and --cache" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["distill", "--steps", "2", "--from"], ["train", "unet", "--teacher"],
+     ["train", "decoder", "--teacher"]],
+    ids=["distill", "unet", "decoder"],
+)  # fmt: skip
+def test_data_workers_with_a_cache_are_refused_before_the_teacher_loads(command, tmp_path):
+    """A cache holds latents encoded already: nothing for --data-workers to decode. The refusal
+    comes first (the teacher named here does not even exist) and writes nothing."""
+    _register_commands()
+    out = tmp_path / "run"
+    args = [*command, str(tmp_path / "no-teacher"), "--out", str(out), "--cache",
+            str(tmp_path / "cache"), "--data-workers", "2"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"--data-workers 2 with --cache {tmp_path / 'cache'}:" in result.output
+    assert "no-teacher" not in result.output and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["distill", "--steps", "2", "--from"], ["train", "decoder", "--teacher"]],
+    ids=["distill", "decoder"],
+)
+def test_data_workers_on_the_scenes_are_refused(command, tmp_path):
+    _register_commands()
+    args = [*command, str(tmp_path / "no-teacher"), "--out", str(tmp_path / "run"),
+            "--data-workers", "3"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "--data-workers 3 without --data" in result.output
+
+
+def test_a_cache_refuses_stream_workers_given_to_its_batches(tmp_path):
+    """What the Trainer hands a stage's batches (data/batches.StreamOptions): a cache read in
+    the training process has no workers to start."""
+    cached = RealData(cache=tmp_path / "cache")
+    with pytest.raises(InputError, match="--data-workers 2 with --cache"):
+        cached.batches(0, 2, 0, 1, StreamOptions(workers=2))
 
 
 def test_bucketed_decoder_under_torchrun_keeps_ranks_in_step(teacher_dir, photos, tmp_path):

@@ -43,12 +43,18 @@ def data_or_scenes(
     cache: Path | None,
     image_size: int | None,
     buckets: str | None,
+    workers: int,
 ) -> tuple[RealData | None, int]:
     """For a stage that trains on the scenes unless given --data/--cache: (the RealData, or
-    None for the scenes; the scene size for TrainConfig, SCENE_SIZE when the data is real)."""
+    None for the scenes; the scene size for TrainConfig, SCENE_SIZE when the data is real).
+    `workers`: --data-workers, refused without --data images to decode."""
     if data is None and cache is None and buckets is None:
+        from sfmobile.train.stages.real_data import check_data_workers
+
+        check_data_workers(workers, None)
         return None, image_size or SCENE_SIZE
-    return real_data(data, data_format, cache, image_size or DATA_SIZE, buckets), SCENE_SIZE
+    source = real_data(data, data_format, cache, image_size or DATA_SIZE, buckets, workers)
+    return source, SCENE_SIZE
 
 
 def real_data(
@@ -57,15 +63,19 @@ def real_data(
     cache: Path | None,
     image_size: int,
     buckets: str | None,
+    workers: int,
 ) -> RealData:
-    """The RealData these options describe (one-line errors for bad combinations)."""
+    """The RealData these options describe (one-line errors for bad combinations, --data-workers
+    with --cache among them)."""
     from sfmobile.train.data.images import Buckets
     from sfmobile.train.data.source import DataSpec
-    from sfmobile.train.stages.real_data import RealData
+    from sfmobile.train.stages.real_data import RealData, check_data_workers
 
-    return RealData(
+    source = RealData(
         data=DataSpec(data, data_format) if data is not None else None,
         cache=cache,
         image_size=image_size,
         buckets=Buckets.parse(buckets) if buckets is not None else None,
     )
+    check_data_workers(workers, source)
+    return source

@@ -19,17 +19,9 @@ from sfmobile.cli.data_options import (
     TEACHER_PRESET,
     data_or_scenes,
 )
+from sfmobile.cli.engine_options import ENGINE, EngineOptions, engine_options
 from sfmobile.cli.train_cmd import (
-    CHECKPOINT_EVERY,
-    DATA_WORKERS,
-    DEVICE,
-    GRAD_ACCUMULATION,
-    GRADIENT_CHECKPOINTING,
-    LOG_EVERY,
-    PRECISION,
     SEED,
-    STOP_AFTER,
-    THREADS,
     batch_size_option,
     ema_decay_option,
     lr_option,
@@ -42,6 +34,7 @@ from sfmobile.cli.train_cmd import (
 
 @app.command("distill")
 @user_errors_exit_2
+@engine_options(data_workers=True)
 def distill(
     teacher: Path = typer.Option(
         ...,
@@ -74,22 +67,15 @@ def distill(
     ema_decay: float = ema_decay_option(0.995),
     seed: int = SEED,
     image_size: int = DATA_IMAGE_SIZE,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    log_every: int = LOG_EVERY,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    precision: str = PRECISION,
-    grad_accumulation: int = GRAD_ACCUMULATION,
-    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
-    data_workers: int = DATA_WORKERS,
-    stop_after: int = STOP_AFTER,
+    engine: EngineOptions = ENGINE,
 ) -> None:
     """Distil a teacher into a --steps-step v-prediction student; writes OUT/student/."""
-    from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.distill import STUDENT_FOLDER, DistillConfig, DistillStage
     from sfmobile.weights import load_model
 
-    source, scene_size = data_or_scenes(data, data_format, cache, image_size, buckets)
+    source, scene_size = data_or_scenes(
+        data, data_format, cache, image_size, buckets, engine.data_workers
+    )
     model = load_model(teacher, teacher_preset)
     config = DistillConfig(
         student_steps=steps,
@@ -100,25 +86,16 @@ def distill(
         guidance_conditioned=guidance_conditioned,
         default_guidance=default_guidance,
     )
-    train_config = TrainConfig(
+    train_config = engine.train_config(
         out=out,
         steps=train_steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
         image_size=scene_size,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
         warmup_steps=warmup_steps,
         lr_schedule="cosine",
         ema_decay=ema_decay,
-        stop_after=stop_after,
-        threads=threads,
-        device=device,
-        precision=precision,
-        grad_accumulation=grad_accumulation,
-        gradient_checkpointing=gradient_checkpointing,
-        data_workers=data_workers,
     )
     stage = DistillStage(model, config, seed=seed, data=source)
     run_stage(stage, train_config, stage_console(), out / STUDENT_FOLDER)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from sfmobile.cli.app import app, user_errors_exit_2
+from sfmobile.cli.engine_options import ENGINE, EngineOptions, engine_options
 from sfmobile.errors import InputError
 from sfmobile.presets import PRESET_NAMES
 
@@ -26,30 +27,6 @@ app.add_typer(train_app, name="train")
 # Options every stage shares (the per-stage defaults differ and stay in each command).
 SEED = typer.Option(0, help="Seed of the initial weights and of every random draw.")
 IMAGE_SIZE = typer.Option(64, help="Scene size in pixels: 64 or 128.")
-CHECKPOINT_EVERY = typer.Option(200, help="Write OUT/train_state.pt every this many steps.")
-LOG_EVERY = typer.Option(10, help="Append to OUT/metrics.jsonl every this many steps.")
-THREADS = typer.Option(None, help="torch threads per process (default: torch's choice).")
-STOP_AFTER = typer.Option(
-    None, help="Stop with a checkpoint after this step, as an interruption would."
-)
-# GPU practice (engine/device.py, docs/training.md "GPU practice").
-DEVICE = typer.Option(
-    "cpu", help="cpu, cuda, cuda:N or auto; under torchrun, cuda is each process's LOCAL_RANK GPU."
-)
-PRECISION = typer.Option(
-    "fp32", help="fp32, or bf16 / fp16 autocast (weights, optimizer and EMA stay float32)."
-)
-GRAD_ACCUMULATION = typer.Option(
-    1, help="Micro-batches of --batch-size per optimizer step (their mean gradient)."
-)
-GRADIENT_CHECKPOINTING = typer.Option(
-    False,
-    "--gradient-checkpointing",
-    help="Recompute each UNet unit's activations in backward: less memory, more compute.",
-)
-DATA_WORKERS = typer.Option(
-    0, help="Processes decoding --data images, per training process (0: in the process)."
-)
 PRESET = typer.Option("demo", help="Architecture: " + ", ".join(PRESET_NAMES))
 CAPTION_DROPOUT = typer.Option(0.1, help="Share of empty captions (for guidance).")
 
@@ -101,6 +78,7 @@ def run_stage(stage, config, console: Console, written: Path) -> None:
 
 @train_app.command("vae")
 @user_errors_exit_2
+@engine_options(data_workers=False)
 def train_vae(
     out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, vae/."),
     steps: int = steps_option(6000),
@@ -122,37 +100,21 @@ def train_vae(
     preset: str = PRESET,
     seed: int = SEED,
     image_size: int = IMAGE_SIZE,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    log_every: int = LOG_EVERY,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    precision: str = PRECISION,
-    grad_accumulation: int = GRAD_ACCUMULATION,
-    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
-    stop_after: int = STOP_AFTER,
+    engine: EngineOptions = ENGINE,
 ) -> None:
     """Stage 1: train the autoencoder on the scenes; writes OUT/vae/ with its scaling factor."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.vae import VAE_FOLDER, VaeStage, load_vae
 
-    config = TrainConfig(
+    config = engine.train_config(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
         image_size=image_size,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
         warmup_steps=warmup_steps,
         lr_schedule="cosine",
-        stop_after=stop_after,
-        threads=threads,
-        device=device,
-        precision=precision,
-        grad_accumulation=grad_accumulation,
-        gradient_checkpointing=gradient_checkpointing,
     )
     stage = VaeStage(
         preset_config(preset).vae,
@@ -167,6 +129,7 @@ def train_vae(
 
 @train_app.command("teacher")
 @user_errors_exit_2
+@engine_options(data_workers=False)
 def train_teacher(
     vae: Path = typer.Option(..., help="The `train vae` run folder (or its vae/ folder)."),
     out: Path = typer.Option(..., help="Run folder: train_state.pt, metrics.jsonl, teacher/."),
@@ -185,19 +148,11 @@ def train_teacher(
     preset: str = PRESET,
     seed: int = SEED,
     image_size: int = IMAGE_SIZE,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    log_every: int = LOG_EVERY,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    precision: str = PRECISION,
-    grad_accumulation: int = GRAD_ACCUMULATION,
-    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
-    stop_after: int = STOP_AFTER,
+    engine: EngineOptions = ENGINE,
 ) -> None:
     """Stage 2: train the text encoder + UNet as a v-prediction teacher on the frozen VAE;
     writes OUT/teacher/, an sfmobile checkpoint `sfmobile generate --model` reads."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.teacher import TEACHER_FOLDER, TeacherStage
     from sfmobile.train.stages.vae import load_vae
     from sfmobile.weights.sfmobile_checkpoint import is_sfmobile_checkpoint, load_checkpoint
@@ -206,24 +161,16 @@ def train_teacher(
     if init is not None and not is_sfmobile_checkpoint(init):
         raise InputError(f"--init {init}: not an sfmobile checkpoint (no sfmobile.json)")
     initial = load_checkpoint(init) if init is not None else None
-    config = TrainConfig(
+    config = engine.train_config(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
         image_size=image_size,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
         warmup_steps=warmup_steps,
         lr_schedule="cosine",
         ema_decay=ema_decay,
-        stop_after=stop_after,
-        threads=threads,
-        device=device,
-        precision=precision,
-        grad_accumulation=grad_accumulation,
-        gradient_checkpointing=gradient_checkpointing,
     )
     stage = TeacherStage(
         load_vae(vae),

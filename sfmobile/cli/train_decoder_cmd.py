@@ -18,17 +18,9 @@ from sfmobile.cli.data_options import (
     TEACHER_PRESET,
     data_or_scenes,
 )
+from sfmobile.cli.engine_options import ENGINE, EngineOptions, engine_options
 from sfmobile.cli.train_cmd import (
-    CHECKPOINT_EVERY,
-    DATA_WORKERS,
-    DEVICE,
-    GRAD_ACCUMULATION,
-    GRADIENT_CHECKPOINTING,
-    LOG_EVERY,
-    PRECISION,
     SEED,
-    STOP_AFTER,
-    THREADS,
     lr_option,
     run_stage,
     stage_console,
@@ -59,6 +51,7 @@ def load_teacher(path: Path, preset: str | None) -> StableDiffusion:
 
 @train_app.command("decoder")
 @user_errors_exit_2
+@engine_options(data_workers=True)
 def train_decoder(
     teacher: Path = typer.Option(
         ...,
@@ -84,47 +77,31 @@ def train_decoder(
     pool_size: int = typer.Option(1024, help="Teacher latents generated once into OUT/."),
     seed: int = SEED,
     image_size: int = DATA_IMAGE_SIZE,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    log_every: int = LOG_EVERY,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    precision: str = PRECISION,
-    grad_accumulation: int = GRAD_ACCUMULATION,
-    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
-    data_workers: int = DATA_WORKERS,
-    stop_after: int = STOP_AFTER,
+    engine: EngineOptions = ENGINE,
 ) -> None:
     """Stage 4: train a half-channel VAE decoder to reproduce the teacher's decoder; writes
     OUT/decoder/ (a VAE folder: teacher encoder + pruned decoder) and OUT/decoder/report.json."""
     import torch
 
-    from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.decoder import DECODER_FOLDER, DecoderStage
 
-    source, scene_size = data_or_scenes(data, data_format, cache, image_size, buckets)
-    config = TrainConfig(
+    source, scene_size = data_or_scenes(
+        data, data_format, cache, image_size, buckets, engine.data_workers
+    )
+    config = engine.train_config(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
         image_size=scene_size,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
         warmup_steps=warmup_steps,
         lr_schedule="cosine",
-        stop_after=stop_after,
-        threads=threads,
-        device=device,
-        precision=precision,
-        grad_accumulation=grad_accumulation,
-        gradient_checkpointing=gradient_checkpointing,
-        data_workers=data_workers,
     )
     if pool_size < 1:
         raise InputError(f"--pool-size must be >= 1, got {pool_size}")
-    if threads:
-        torch.set_num_threads(threads)  # the latent pool is made before the Trainer runs
+    if engine.threads:
+        torch.set_num_threads(engine.threads)  # the latent pool is made before the Trainer runs
     console = stage_console()
     stage = DecoderStage(
         load_teacher(teacher, teacher_preset),
@@ -134,6 +111,6 @@ def train_decoder(
         pool_size=pool_size,
         console=console,
         data=source,
-        device=device,
+        device=engine.device,
     )
     run_stage(stage, config, console, out / DECODER_FOLDER)

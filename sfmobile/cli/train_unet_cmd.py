@@ -17,18 +17,10 @@ from sfmobile.cli.data_options import (
     TEACHER_PRESET,
     real_data,
 )
+from sfmobile.cli.engine_options import ENGINE, EngineOptions, engine_options
 from sfmobile.cli.train_cmd import (
     CAPTION_DROPOUT,
-    CHECKPOINT_EVERY,
-    DATA_WORKERS,
-    DEVICE,
-    GRAD_ACCUMULATION,
-    GRADIENT_CHECKPOINTING,
-    LOG_EVERY,
-    PRECISION,
     SEED,
-    STOP_AFTER,
-    THREADS,
     batch_size_option,
     ema_decay_option,
     lr_option,
@@ -42,6 +34,7 @@ from sfmobile.cli.train_cmd import (
 
 @train_app.command("unet")
 @user_errors_exit_2
+@engine_options(data_workers=True)
 def train_unet(
     teacher: Path = typer.Option(
         ..., help="The teacher: a diffusers folder, sfmobile checkpoint or CompVis file (SD-1.5)."
@@ -68,25 +61,16 @@ def train_unet(
     ),
     ema_decay: float = ema_decay_option(0.9999),
     seed: int = SEED,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    log_every: int = LOG_EVERY,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    precision: str = PRECISION,
-    grad_accumulation: int = GRAD_ACCUMULATION,
-    gradient_checkpointing: bool = GRADIENT_CHECKPOINTING,
-    data_workers: int = DATA_WORKERS,
-    stop_after: int = STOP_AFTER,
+    engine: EngineOptions = ENGINE,
 ) -> None:
     """SnapFusion's section 3: the --preset UNet initialised from the teacher's and trained with
     the noise loss plus distillation from the teacher's UNet; the text encoder and VAE stay the
     teacher's, frozen. Writes OUT/unet/, an sfmobile checkpoint."""
     from sfmobile.presets import preset as preset_config
-    from sfmobile.train.engine.loop import TrainConfig
     from sfmobile.train.stages.unet import UNET_FOLDER, UnetStage, UnetTrainConfig
     from sfmobile.weights import load_model
 
-    source = real_data(data, data_format, cache, image_size, buckets)
+    source = real_data(data, data_format, cache, image_size, buckets, engine.data_workers)
     unet_config = UnetTrainConfig(
         data=source.data,
         cache=source.cache,
@@ -97,23 +81,14 @@ def train_unet(
         caption_dropout=caption_dropout,
         robust_skip_prob=robust_skip_prob,
     )
-    config = TrainConfig(
+    config = engine.train_config(
         out=out,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
         warmup_steps=warmup_steps,
         ema_decay=ema_decay,
-        stop_after=stop_after,
-        threads=threads,
-        device=device,
-        precision=precision,
-        grad_accumulation=grad_accumulation,
-        gradient_checkpointing=gradient_checkpointing,
-        data_workers=data_workers,
     )
     console = stage_console()
     stage = UnetStage(

@@ -16,22 +16,24 @@ shape: a reader puts each image in its nearest bucket's queue, and a queue that 
 images is the reader's next batch (images still queued when a pass ends wait for the next
 pass, so none is dropped).
 
-Images are decoded by `workers` DataLoader processes (0: in this process), each a reader of its
-own (source.ReaderSlot: rank x worker), each making whole batches; the DataLoader takes them from
-the workers in turn. Every image batch carries "data_state", plain JSON: for each of this rank's
-readers its position (pass, shard, offset after its last batch so far, batches made) and its
-DataReport (samples read, unreadable images, missing captions, corrupt shards), and which reader
-gives the next batch. That is how what the workers skip reaches the Trainer's metrics, and how a
-resumed run continues: StreamOptions(resume=the state of the last batch a checkpoint saw)
-reopens each reader at its position, so no image before it is read again. Bucketed readers are
-the exception: what waits in their queues depends on everything read before, so a resumed one
-reads its share again from the start and drops the batches it had made (bit-identical; it
-re-decodes the images). Without a saved state, `start` samples are read and dropped
-(bit-identical too, one reader only).
+Images are decoded by `workers` DataLoader processes (0: in this process; started from a fork
+server, never forked: worker_loader), each a reader of its own (source.ReaderSlot: rank x
+worker), each making whole batches; the DataLoader takes them from the workers in turn. Every
+image batch carries "data_state", plain JSON: for each of this rank's readers its position
+(pass, shard, offset after its last batch so far, batches made) and its DataReport (samples
+read, unreadable images, missing captions, corrupt shards), and which reader gives the next
+batch. That is how what the workers skip reaches the Trainer's metrics, and how a resumed run
+continues: StreamOptions(resume=the state of the last batch a checkpoint saw) reopens each
+reader at its position, so no image before it is read again. Bucketed readers are the exception:
+what waits in their queues depends on everything read before, so a resumed one reads its share
+again from the start and drops the batches it had made (bit-identical; it re-decodes the
+images). Without a saved state, `start` samples are read and dropped (bit-identical too, one
+reader only).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -44,6 +46,9 @@ from sfmobile.errors import InputError
 from sfmobile.train.data.images import Buckets
 from sfmobile.train.data.latent_cache import LatentCache
 from sfmobile.train.data.source import DataReport, DataSpec, StreamPosition, open_image_captions
+
+# How DataLoader workers start (worker_loader): never "fork".
+WORKER_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,7 @@ def image_batches(
         rotation=resume["next_reader"] if resume else 0,
         drop=0 if resume else start,
     )
-    loader = (
-        DataLoader(dataset, batch_size=None, num_workers=stream.workers)
-        if stream.workers
-        else dataset
-    )
+    loader = worker_loader(dataset, stream.workers) if stream.workers else dataset
     index = start
     for batch in loader:
         reader = batch.pop("reader")
@@ -109,6 +110,21 @@ def image_batches(
         batch["data_state"] = {"readers": list(states), "next_reader": (reader + 1) % readers}
         index += batch_size
         yield batch
+
+
+def worker_loader(dataset: IterableDataset, workers: int) -> DataLoader:
+    """A DataLoader of `workers` processes, each yielding whole batches of `dataset`, started
+    from a fork server (spawn where there is none) rather than forked: the training process may
+    hold threads by then (torch's, JAX's when LiteRT is imported), and a fork copies locks such
+    threads hold, which can deadlock the child. The workers get `dataset` pickled and import
+    what it needs afresh; the server preloads this module (and so torch), so each worker starts
+    from a forked copy of a process that never ran a thread."""
+    context = multiprocessing.get_context(WORKER_START)
+    if WORKER_START == "forkserver":  # takes effect when this process first starts the server
+        context.set_forkserver_preload(["__main__", __name__])
+    return DataLoader(
+        dataset, batch_size=None, num_workers=workers, multiprocessing_context=context
+    )
 
 
 def stream_report(data_state: dict[str, Any]) -> DataReport:

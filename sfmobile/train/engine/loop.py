@@ -105,6 +105,11 @@ class Trainer:
         devices.move_stage(stage, self.all_modules, self.device)
         if config.gradient_checkpointing and not unet_units(self.modules):
             raise InputError(f"--gradient-checkpointing: {stage.name} trains no UNet to checkpoint")
+        if config.data_workers and not _reads_a_stream(stage):
+            raise InputError(
+                f"--data-workers {config.data_workers}: {stage.name} reads no --data images for "
+                "workers to decode (the scenes are drawn in the training process)"
+            )
         self.scaler = devices.grad_scaler(self.device, config.precision)
         self.data_state: dict | None = None  # the --data stream after the last batch trained
         self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
@@ -193,7 +198,7 @@ class Trainer:
         own = getattr(self.stage, "batches", None)
         if own is not None:
             extra = {}
-            if "stream" in inspect.signature(own).parameters:
+            if _reads_a_stream(self.stage):
                 extra["stream"] = StreamOptions(config.data_workers, self.data_state)
             return own(start, config.batch_size, ranks.rank, ranks.world_size, **extra)
         stream = SceneStream(
@@ -334,3 +339,10 @@ class Trainer:
             self.metrics.append(record)
         window.reset()
         return record
+
+
+def _reads_a_stream(stage: Stage) -> bool:
+    """Whether the stage's own batches take a data/batches.StreamOptions (--data-workers and a
+    saved stream position): a `batches` method with a `stream` parameter (stage.py)."""
+    own = getattr(stage, "batches", None)
+    return own is not None and "stream" in inspect.signature(own).parameters

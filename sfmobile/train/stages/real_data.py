@@ -46,6 +46,15 @@ class RealData:
         if self.buckets is not None and self.cache is not None:
             raise ConfigError("--buckets needs --data: cached latents are already square")
 
+    def check_workers(self, workers: int) -> None:
+        """Refuse --data-workers with --cache: the workers decode --data images, and a cache
+        holds latents encoded already, indexed in the training process (nothing to hand out)."""
+        if workers and self.cache is not None:
+            raise InputError(
+                f"--data-workers {workers} with --cache {self.cache}: the workers decode --data "
+                "images, and a cache holds latents encoded already; drop --data-workers"
+            )
+
     def run_settings(self) -> dict[str, object]:
         """What a resumed run must repeat (the Trainer refuses other values)."""
         data = self.data
@@ -66,8 +75,9 @@ class RealData:
         stream: StreamOptions | None = None,
     ) -> Iterator[dict]:
         """This rank's batches from its sample `start` on (the Trainer's data hook); `stream`:
-        --data-workers and the saved stream position (data/batches.py; unused by a cache)."""
+        --data-workers and the saved stream position (data/batches.py; a cache refuses workers)."""
         if self.cache is not None:
+            self.check_workers(stream.workers if stream is not None else 0)
             return cached_batches(LatentCache(self.cache), batch_size, rank, world_size, start)
         size = self.buckets if self.buckets is not None else self.image_size
         return image_batches(self.data, size, batch_size, rank, world_size, start, stream)
@@ -86,6 +96,19 @@ class RealData:
                 f"{self.run_settings()['data']}: no usable sample to take captions from"
             )
         return [found[i % len(found)] for i in range(count)]
+
+
+def check_data_workers(workers: int, data: RealData | None) -> None:
+    """--data-workers only where there are --data images to decode: not with --cache
+    (RealData.check_workers), nor on the synthetic scenes (`data` None), drawn in the training
+    process."""
+    if data is not None:
+        data.check_workers(workers)
+    elif workers:
+        raise InputError(
+            f"--data-workers {workers} without --data: the workers decode --data images, and "
+            "the synthetic scenes are drawn in the training process; drop --data-workers"
+        )
 
 
 @torch.no_grad()
