@@ -53,8 +53,13 @@ class Options:
     reuse_bundles: bool = False
     exports_only: bool = False
     only_recipes: tuple[str, ...] = ()  # e.g. ("onnx-fp32", "tflite-int8"): instead of the product
+    only_cases: tuple[str, ...] = ()  # a subset of the timed cases; exports follow from them
 
     def check(self) -> None:
+        timed = (*COMPONENT_CASES, *PIPELINE_CASES, *GENERATE_CASES, "diffusers_pipeline")
+        wrong = [c for c in self.only_cases if c not in timed]
+        if wrong:
+            raise InputError(f"--cases {','.join(wrong)}: expected some of {', '.join(timed)}")
         names = ["-".join(r) for r in RECIPES]
         wrong = [r for r in self.only_recipes if r not in names]
         if wrong:
@@ -102,12 +107,10 @@ def plan(options: Options) -> list[dict]:
     base = {"source": options.source.to_dict(), "size": options.size}
     cases = [{"kind": "roofline", "name": "roofline/gemm", "case": "roofline"}]
     cases[0] |= {"backend": "onnx", "precision": "fp32+int8"}
-    if options.exports_only:
-        cases = []
     for backend, precision in options.recipes():
         recipe = {**base, "backend": backend, "precision": precision}
         if backend != "torch":
-            variants = sorted({v for v, *_ in COMPONENT_CASES.values()})
+            variants = sorted({case["variant"] for case in timed_cases(options, recipe)})
             for variant in variants:
                 bundle = str(bundle_path(options, backend, precision, variant))
                 name = f"{backend}-{precision}/export-{variant}"
@@ -115,33 +118,11 @@ def plan(options: Options) -> list[dict]:
                     {**recipe, "kind": "export", "name": name, "case": f"export-{variant}"}
                     | {"variant": variant, "bundle": bundle, "reuse": options.reuse_bundles}
                 )
-        for case, (variant, component, batch, calls) in COMPONENT_CASES.items():
-            cases.append(
-                {**recipe, "kind": "component", "name": f"{backend}-{precision}/{case}"}
-                | {"case": case, "variant": variant, "component": component}
-                | {"batch": batch, "calls": calls, "repeats": options.repeats}
-                | {"bundle": str(bundle_path(options, backend, precision, variant))}
-            )
-        for case, variant in PIPELINE_CASES.items():
-            image = options.out / "images" / f"{backend}-{precision}-{case}.png"
-            cases.append(
-                {**recipe, "kind": "pipeline", "name": f"{backend}-{precision}/{case}"}
-                | {"case": case, "variant": variant, "steps": options.steps, "image": str(image)}
-                | {"repeats": options.repeats}
-                | {"bundle": str(bundle_path(options, backend, precision, variant))}
-            )
-        if backend == "torch":
-            continue
-        for case, variant in GENERATE_CASES.items():
-            image = options.out / "images" / f"{backend}-{precision}-{case}.png"
-            cases.append(
-                {**recipe, "kind": "generate", "name": f"{backend}-{precision}/{case}"}
-                | {"case": case, "variant": variant, "steps": options.steps, "image": str(image)}
-                | {"repeats": options.repeats}
-                | {"bundle": str(bundle_path(options, backend, precision, variant))}
-            )
+        cases += timed_cases(options, recipe)
     if options.exports_only:
         return [c for c in cases if c["kind"] == "export"]
+    if options.only_cases and "diffusers_pipeline" not in options.only_cases:
+        return cases
     scale = "tiny" if options.source.reference.startswith("tiny") else "full"
     cases.append(
         {"kind": "diffusers", "name": "diffusers/pipeline", "case": "diffusers_pipeline"}
@@ -149,3 +130,28 @@ def plan(options: Options) -> list[dict]:
         | {"steps": options.baseline_steps, "repeats": options.repeats}
     )
     return cases
+
+
+def timed_cases(options: Options, recipe: dict) -> list[dict]:
+    """The component, pipeline and generate cases of one recipe (--cases: those named)."""
+    backend, precision = recipe["backend"], recipe["precision"]
+    prefix = f"{backend}-{precision}"
+    cases = []
+    for case, (variant, component, batch, calls) in COMPONENT_CASES.items():
+        cases.append(
+            {**recipe, "kind": "component", "name": f"{prefix}/{case}", "case": case}
+            | {"variant": variant, "component": component, "batch": batch, "calls": calls}
+        )
+    whole = [("pipeline", c, v) for c, v in PIPELINE_CASES.items()]
+    if backend != "torch":  # `sfmobile generate` runs bundles
+        whole += [("generate", c, v) for c, v in GENERATE_CASES.items()]
+    for kind, case, variant in whole:
+        image = options.out / "images" / f"{prefix}-{case}.png"
+        cases.append(
+            {**recipe, "kind": kind, "name": f"{prefix}/{case}", "case": case}
+            | {"variant": variant, "steps": options.steps, "image": str(image)}
+        )
+    for case in cases:
+        case["repeats"] = options.repeats
+        case["bundle"] = str(bundle_path(options, backend, precision, case["variant"]))
+    return [c for c in cases if not options.only_cases or c["case"] in options.only_cases]

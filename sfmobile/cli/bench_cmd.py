@@ -40,6 +40,11 @@ def bench(
         help="Comma-separated recipes (e.g. onnx-fp32,tflite-int8) instead of the product of "
         "--backends and --precisions.",
     ),
+    cases: str = typer.Option(
+        "",
+        help="Comma-separated cases to time (e.g. unet_b2,pipeline,generate,diffusers_pipeline);"
+        " only the bundles they need are exported. Default: all.",
+    ),
     exports_only: bool = typer.Option(
         False, help="Export the bundles and stop (then time them with --reuse-bundles)."
     ),
@@ -80,6 +85,7 @@ def bench(
         reuse_bundles,
         exports_only,
         _names(recipes),
+        _names(cases),
     )
     console = Console()
     if source.random_weights:
