@@ -16,6 +16,13 @@ x86 dev machine, fastest of 21 interleaved calls (the machine was shared; median
 - int8-static: static int8 (per-channel int8 weights, per-tensor int8 activations whose ranges
   come from the calibration samples) on CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: 137 ms;
   the token embedding table is int8 weight-only (ai-edge-quantizer has no static lookup).
+  Ranges are the min and max over all samples, as ONNX's MinMax calibration takes them, not
+  ai-edge-quantizer's default moving average (0.95) of each sample's min and max: averaged
+  ranges clipped a third of the demo UNet's activation tensors at its last step (up to half
+  their range), and its error grew from 0.06 to 0.29 over the 8 steps; with min and max it is
+  0.015-0.06 (docs/verify.md, "Findings"). The first and last CONV_2D (input and output layers)
+  stay float, as in ONNX's static recipe: the demo UNet's worst step 0.06 -> 0.034, its
+  decoder 0.085 -> 0.063.
   Inputs and outputs stay float32, so the timestep is never rounded to an int8 step (PT2E's
   static quantizer made every input int8: timestep scale 3.4, clipping t=999 to 875).
   BATCH_MATMUL (attention's q.k and p.v) stays float: quantized too, the earlier 10.8M demo
@@ -28,8 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +84,11 @@ def dynamic_recipe() -> list:
     return recipe.dynamic_wi8_afp32()
 
 
-def static_recipe() -> list:
+def static_recipe(kept_float: Sequence[str] = ()) -> list:
+    """Static int8 on STATIC_OPS except the ops whose scopes (output tensor names) are in
+    `kept_float`, which stay float."""
     from ai_edge_quantizer import qtyping, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
     manager = recipe_manager.RecipeManager()
     for op in STATIC_OPS:
@@ -90,7 +101,45 @@ def static_recipe() -> list:
     manager.add_weight_only_config(  # no static int8 lookup exists; the table is still int8
         regex=".*", operation_name=qtyping.TFLOperationName.EMBEDDING_LOOKUP, num_bits=8
     )
+    for scope in kept_float:  # the last matching config wins
+        manager.add_quantization_config(
+            regex=f"^{re.escape(scope)}$",
+            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+            algorithm_key=AlgorithmName.NO_QUANTIZE,
+        )
     return manager.get_quantization_recipe()
+
+
+def edge_convs(model: Path) -> list[str]:
+    """Scopes of the first and last CONV_2D of `model` (its input and output layers), which
+    static int8 leaves in float; none for a model without convolutions."""
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as flatbuffer
+
+    graph = flatbuffer.read_model(str(model))
+    codes = [flatbuffer.TFL_OP_CODE_TO_NAME.get(c.builtinCode) for c in graph.operatorCodes]
+    subgraph = graph.subgraphs[0]
+    convs = [
+        flatbuffer.get_op_scope(op, subgraph.tensors)
+        for op in subgraph.operators
+        if codes[op.opcodeIndex] == qtyping.TFLOperationName.CONV_2D
+    ]
+    return list(dict.fromkeys([*convs[:1], *convs[-1:]]))
+
+
+def calibrate_min_max(model: Path, recipe: list, data: dict) -> dict:
+    """Each quantized tensor's range: the min and max over all samples (ai-edge-quantizer's
+    own `calibrate` averages them; see the module docstring)."""
+    from ai_edge_quantizer import calibrator, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(recipe)
+    engine = calibrator.Calibrator(
+        str(model), num_threads=usable_cpus(), qsv_update_func=qsv_utils.min_max_update
+    )
+    engine.calibrate(data, manager)
+    return engine.get_model_qsvs()
 
 
 def calibration_data(target: ExportTarget, samples: list[tuple[np.ndarray, ...]]) -> dict:
@@ -116,14 +165,19 @@ def quantize(
     `model` and write the result to `out` (returned)."""
     from ai_edge_quantizer import quantizer
 
-    recipes = {"fp16": fp16_recipe, "int8-dynamic": dynamic_recipe, "int8-static": static_recipe}
-    engine = quantizer.Quantizer(str(model), recipes[label]())
+    recipes = {
+        "fp16": fp16_recipe,
+        "int8-dynamic": dynamic_recipe,
+        "int8-static": lambda: static_recipe(edge_convs(model)),
+    }
+    recipe = recipes[label]()
+    engine = quantizer.Quantizer(str(model), recipe)
     calibration = None
     if engine.need_calibration:
         phase("calibrate")
         with quiet_quantizer():
             data = calibration_data(target, samples or [])
-            calibration = engine.calibrate(data, num_threads=usable_cpus())
+            calibration = calibrate_min_max(model, recipe, data)
     phase("quantize")
     with quiet_quantizer(), chunked_large_weights():
         result = engine.quantize(
