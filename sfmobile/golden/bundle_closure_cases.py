@@ -4,11 +4,13 @@ of placeholder files can break. Rules 8 and 9 need real model files and are not 
 from collections.abc import Callable
 
 from sfmobile.golden.bundle_manifests import (
+    DECODER_TILE,
     ENCODER,
     FILES,
     Raw,
     Symlink,
     setter,
+    with_decoder_tile,
     with_encoder,
 )
 
@@ -96,6 +98,15 @@ CLOSURE_CASES = (
     ("encoder-output-not-latent", "rule 7: the encoder gives the latent",
      with_encoder(setter("components/encoder/outputs/0/shape", [1, 4, 4, 4])), ENCODER,
      "components.encoder.outputs[0].shape [1, 4, 4, 4] is not [1, 4, 8, 8]"),
+    ("decoder-tile-not-square", "rule 7: the tile decoder takes a square latent tile",
+     with_decoder_tile(setter("components/decoder_tile/inputs/0/shape", [1, 4, 4, 2])),
+     DECODER_TILE, "components.decoder_tile.inputs[0].shape [1, 4, 4, 2] is not a square"),
+    ("decoder-tile-larger-than-latent", "rule 7: a tile no larger than the latent",
+     with_decoder_tile(setter("components/decoder_tile/inputs/0/shape", [1, 4, 16, 16])),
+     DECODER_TILE, "components.decoder_tile.inputs[0].shape [1, 4, 16, 16] is not a square"),
+    ("decoder-tile-output", "rule 7: the tile decoder gives factor x the tile",
+     with_decoder_tile(setter("components/decoder_tile/outputs/0/shape", [1, 3, 16, 16])),
+     DECODER_TILE, "components.decoder_tile.outputs[0].shape [1, 3, 16, 16] is not [1, 3, 32, 32]"),
     ("tokenizer-start-id", "rule 10: start_id is not the vocabulary's <|startoftext|>",
      setter("tokenizer/start_id", 1), {}, "tokenizer.start_id/end_id 1/49407 differ"),
     ("tokenizer-pad-id", "rule 10: pad_id is no id of the vocabulary",

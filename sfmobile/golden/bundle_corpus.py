@@ -23,6 +23,7 @@ from sfmobile.bundle import read_bundle
 from sfmobile.errors import BundleError, TokenizerError
 from sfmobile.golden.bundle_closure_cases import CLOSURE_CASES
 from sfmobile.golden.bundle_manifests import (
+    DECODER_TILE,
     ENCODER,
     FILES,
     LORAS,
@@ -37,6 +38,7 @@ from sfmobile.golden.bundle_manifests import (
     quantized_int8,
     setter,
     tensor,
+    with_decoder_tile,
     with_encoder,
 )
 from sfmobile.golden.bundle_qnn_cases import QNN_CASES
@@ -55,6 +57,8 @@ CASES: tuple[tuple[str, str, Callable[[dict], None] | None, dict, str], ...] = (
      setter("image/height", 64.0), {}, ""),
     ("valid-encoder-lora", "the optional encoder component and recipe.lora", with_encoder(),
      ENCODER, ""),
+    ("valid-decoder-tile", "the optional tile decoder component", with_decoder_tile(),
+     DECODER_TILE, ""),
     ("missing-field-guidance", "a required top-level field", deleter("guidance"), {}, "guidance"),
     ("missing-field-beta-end", "a required scheduler field", deleter("scheduler/beta_end"), {},
      "beta_end"),

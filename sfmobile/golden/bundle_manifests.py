@@ -186,3 +186,28 @@ def with_encoder(then: Callable[[dict], None] | None = None) -> Callable[[dict],
 
 
 ENCODER = {"encoder.onnx": ENCODER_FILE}
+
+
+DECODER_TILE_FILE = b"tile decoder placeholder\n"
+
+
+def with_decoder_tile(then: Callable[[dict], None] | None = None) -> Callable[[dict], None]:
+    """The optional tile decoder (export --decoder-tile 32: a 4x4 latent tile to a 32x32 image
+    tile), then `then` (one broken rule) on top."""
+
+    def mutate(data: dict) -> None:
+        data["components"]["decoder_tile"] = component(
+            "decoder_tile.onnx",
+            [tensor("latents", [1, 4, 4, 4])],
+            [tensor("image", [1, 3, 32, 32])],
+        )
+        entry = {"sha256": hashlib.sha256(DECODER_TILE_FILE).hexdigest(),
+                 "bytes": len(DECODER_TILE_FILE)}  # fmt: skip
+        data["files"]["decoder_tile.onnx"] = entry
+        if then:
+            then(data)
+
+    return mutate
+
+
+DECODER_TILE = {"decoder_tile.onnx": DECODER_TILE_FILE}

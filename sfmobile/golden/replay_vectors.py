@@ -4,10 +4,12 @@ be run against a replay engine that checks each input it receives and returns th
 output, and must then give the same pixels (tests/golden/replay/).
 
 Raw little-endian .f32 / .i32 / .u8 files plus one index.json per case. The bundle is exported
-once with a UNet of batch 1 and the image encoder; the ONNX backend runs a batch-2 call as two
-rows, so the same bundle records the batch-2 and batch-1 CFG paths (the recorded manifest says
-which). The text-to-image cases' manifests leave the encoder out, as a bundle exported without
---with-encoder does; the image-to-image case starts from INIT_PICTURE (stored as init-image.u8).
+once with a UNet of batch 1, the image encoder and a 32-pixel tile decoder; the ONNX backend runs
+a batch-2 call as two rows, so the same bundle records the batch-2 and batch-1 CFG paths (the
+recorded manifest says which). The text-to-image cases' manifests leave the encoder out, as a
+bundle exported without --with-encoder does; the image-to-image case starts from INIT_PICTURE
+(stored as init-image.u8). Only the tiled-decode case keeps the tile decoder (the pipeline then
+decodes 9 overlapping 4x4 latent tiles, tiled_decode.py); the others decode whole.
 """
 
 import copy
@@ -22,14 +24,17 @@ from PIL import Image
 
 GOLDEN_FORMAT = "sfmobile-replay-golden/1"
 IMAGE_SIZE = 64  # the demo model's training size: 8x8 latents keep the recordings small
-# (name, cfg_batch, steps, guidance, strength): CFG as one batch-2 call, as two batch-1 calls,
-# and off; image-to-image (strength: None is text-to-image) at 0.6, the last 4 of 8 steps.
+# (name, cfg_batch, steps, guidance, strength, tiled): CFG as one batch-2 call, as two batch-1
+# calls, and off; image-to-image (strength: None is text-to-image) at 0.6, the last 4 of 8 steps;
+# decoding in tiles with the bundle's tile decoder.
 CASES = (
-    ("cfg-batch2", 2, 8, 7.5, None),
-    ("cfg-batch1", 1, 4, 4.5, None),
-    ("guidance-off", 2, 4, 1.0, None),
-    ("img2img", 2, 8, 7.5, 0.6),
+    ("cfg-batch2", 2, 8, 7.5, None, False),
+    ("cfg-batch1", 1, 4, 4.5, None, False),
+    ("guidance-off", 2, 4, 1.0, None, False),
+    ("img2img", 2, 8, 7.5, 0.6, False),
+    ("tiled-decode", 2, 4, 4.5, None, True),
 )
+DECODER_TILE = 32  # pixels: 4x4 latent tiles of the 8x8 latent
 PROMPT = "a small red circle on the left of a blue background"
 NEGATIVE = "blurry"
 SEED = 1234
@@ -48,10 +53,12 @@ def init_picture() -> np.ndarray:
 class RecordingBackend:
     """Wraps a backend; writes each call's inputs and output into `calls` (and files)."""
 
-    def __init__(self, backend: Any, out_dir: Path) -> None:
+    def __init__(self, backend: Any, out_dir: Path, tiled: bool) -> None:
         self.backend = backend
-        # No static batch: the pipeline then uses the cfg_batch it is given.
-        self.info = dataclasses.replace(backend.info, unet_batches=None)
+        # No static batch: the pipeline then uses the cfg_batch it is given; the tile decoder
+        # only where the case decodes in tiles.
+        tile = backend.info.decoder_tile if tiled else None
+        self.info = dataclasses.replace(backend.info, unet_batches=None, decoder_tile=tile)
         self.name = backend.name
         self.out_dir = out_dir
         self.calls: list[dict[str, Any]] = []
@@ -109,14 +116,25 @@ class RecordingBackend:
         self.calls.append(call)
         return output
 
+    def decode_tile(self, latents: np.ndarray) -> np.ndarray:
+        output = self.backend.decode_tile(latents).astype(np.float32)
+        call = {"call": "decode_tile", "latents": self.save(latents.astype(np.float32), "tile")}
+        call["output"] = self.save(output, "image-tile")
+        self.calls.append(call)
+        return output
 
-def recorded_manifest(manifest: dict[str, Any], cfg_batch: int, encoder: bool) -> dict[str, Any]:
+
+def recorded_manifest(
+    manifest: dict[str, Any], cfg_batch: int, encoder: bool, tiled: bool
+) -> dict[str, Any]:
     """The bundle's manifest as the Kotlin side reads it for one case: the case's cfg_batch (and
-    UNet batch), the encoder only if the case uses it, no machine-specific source path, no
-    files (the model files are not kept)."""
+    UNet batch), the encoder and the tile decoder only if the case uses them, no
+    machine-specific source path, no files (the model files are not kept)."""
     data = copy.deepcopy(manifest)
     if not encoder:
         del data["components"]["encoder"]
+    if not tiled:
+        del data["components"]["decoder_tile"]
     data["guidance"]["cfg_batch"] = cfg_batch
     unet = data["components"]["unet"]
     for spec in unet["inputs"] + unet["outputs"]:
@@ -140,6 +158,7 @@ def export_demo_bundle(folder: Path) -> Path:
         width=IMAGE_SIZE,
         cfg_batch=1,
         with_encoder=True,
+        decoder_tile=DECODER_TILE,
     )
 
 
@@ -155,12 +174,12 @@ def write_replay_vectors(out_dir: Path) -> dict:
         bundle = read_bundle(export_demo_bundle(Path(tmp)))
         manifest = json.loads((bundle.path / "manifest.json").read_text())
         backend = OnnxBackend(bundle, threads=1)
-        for name, cfg_batch, steps, guidance, strength in CASES:
+        for name, cfg_batch, steps, guidance, strength, tiled in CASES:
             case_dir = out_dir / name
             case_dir.mkdir(parents=True, exist_ok=True)
             for old in case_dir.iterdir():
                 old.unlink()
-            recorder = RecordingBackend(backend, case_dir)
+            recorder = RecordingBackend(backend, case_dir, tiled)
             pipeline = Pipeline(recorder, cfg_batch=cfg_batch)
             request: dict[str, Any] = {
                 "prompt": PROMPT,
@@ -190,7 +209,9 @@ def write_replay_vectors(out_dir: Path) -> dict:
             pixels = np.asarray(generation.image, dtype=np.uint8)
             (case_dir / "pixels.u8").write_bytes(pixels.tobytes())
             (case_dir / "manifest.json").write_text(
-                json.dumps(recorded_manifest(manifest, cfg_batch, strength is not None), indent=2)
+                json.dumps(
+                    recorded_manifest(manifest, cfg_batch, strength is not None, tiled), indent=2
+                )
                 + "\n"
             )
             index = {
@@ -204,7 +225,8 @@ def write_replay_vectors(out_dir: Path) -> dict:
             cases.append(name)
     summary = {
         "format": GOLDEN_FORMAT,
-        "model": "the shipped demo model, ONNX fp32, 64x64, with the image encoder",
+        "model": "the shipped demo model, ONNX fp32, 64x64, with the image encoder and a "
+        f"{DECODER_TILE}-pixel tile decoder",
         "cases": cases,
     }
     (out_dir / "index.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -23,7 +23,7 @@ class Bundle private constructor(
     val dir: File,
     val manifest: Manifest,
 ) {
-    /** The model file of a component (`text_encoder`, `unet`, `decoder`, and `encoder` when the bundle has one). */
+    /** The model file of a component (`text_encoder`, `unet`, `decoder`, and `encoder` or `decoder_tile` when the bundle has one). */
     fun componentFile(name: String): File {
         val spec = manifest.components[name] ?: throw BundleException("$dir: no component '$name' in the manifest")
         return File(dir, spec.files.first())
@@ -112,7 +112,7 @@ class Bundle private constructor(
 
         /**
          * The image is the latent times one integer factor; UNet and decoder inputs are [batch, c, h, w];
-         * an encoder takes the image [1, 3, H, W] and gives the latent [1, c, h, w].
+         * an encoder takes the image [1, 3, H, W] and gives the latent [1, c, h, w]; a tile decoder, [checkDecoderTile].
          */
         private fun checkShapes(
             manifest: Manifest,
@@ -145,6 +145,28 @@ class Bundle private constructor(
                     if (shape != want) throw BundleException("$manifestFile: components.encoder.$field[0].shape $shape is not $want")
                 }
             }
+            manifest.components[Manifest.DECODER_TILE]?.let { checkDecoderTile(it, latent, factor, manifestFile) }
+        }
+
+        /** A tile decoder maps a square latent tile [1, c, t, t], t at most the latent's sides, to [1, 3, factor t, factor t]. */
+        private fun checkDecoderTile(
+            tile: ComponentSpec,
+            latent: LatentSpec,
+            factor: Int,
+            manifestFile: File,
+        ) {
+            val shape = tile.inputs[0].shape
+            val t = if (shape.size == 4) shape.last() else 0
+            val most = minOf(latent.height, latent.width)
+            if (shape != listOf(1, latent.channels, t, t) || t !in 1..most) {
+                throw BundleException(
+                    "$manifestFile: components.decoder_tile.inputs[0].shape $shape is not a square latent tile " +
+                        "[1, ${latent.channels}, t, t], 0 < t <= $most",
+                )
+            }
+            val want = listOf(1, 3, factor * t, factor * t)
+            val output = tile.outputs[0].shape
+            if (output != want) throw BundleException("$manifestFile: components.decoder_tile.outputs[0].shape $output is not $want")
         }
 
         private fun checkInside(

@@ -15,6 +15,9 @@ package dev.sfmobile.core
  * - encodeImage (image-to-image only): image [1, 3, 8h, 8w] in [-1, 1] -> the VAE posterior's
  *   mean [1, 4, h, w], unscaled (the bundle's optional `encoder` component). The default throws
  *   [BundleException], so an engine written for text-to-image needs no change.
+ * - decodeTile (tiled decoding only): one latent tile [1, 4, t, t], already divided by the
+ *   scaling factor -> image tile [1, 3, 8t, 8t], t the manifest's [Manifest.decoderTileSide] (the
+ *   bundle's optional `decoder_tile` component; [TiledDecode]). The default throws [BundleException].
  *
  * An engine whose model has a static batch pads or slices rows as it needs; the pipeline asks
  * for the batch the manifest's `guidance.cfg_batch` names.
@@ -32,6 +35,8 @@ interface Engine : AutoCloseable {
     fun decode(latents: FloatTensor): FloatTensor
 
     fun encodeImage(image: FloatTensor): FloatTensor = throw BundleException(NO_ENCODER)
+
+    fun decodeTile(latents: FloatTensor): FloatTensor = throw BundleException(TiledDecode.NO_TILE_DECODER)
 
     companion object {
         /** Why image-to-image cannot run: the message of Python's no_encoder (backends/bundle_backend.py). */

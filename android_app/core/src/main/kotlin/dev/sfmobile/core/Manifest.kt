@@ -89,6 +89,13 @@ class Manifest(
     /** The optional image encoder (image-to-image; `export --with-encoder`), null when the bundle has none. */
     val encoder: ComponentSpec? get() = components[ENCODER]
 
+    /** The latent side t of the optional tile decoder ([1, c, t, t] -> [1, 3, 8t, 8t]; [TiledDecode]), null without one. */
+    val decoderTileSide: Int?
+        get() {
+            val input = components[DECODER_TILE]?.inputs?.first() ?: return null
+            return input.shape.last()
+        }
+
     companion object {
         const val FORMAT = "sfmobile-bundle"
         const val FORMAT_VERSION = 1L
@@ -99,7 +106,7 @@ class Manifest(
         /** The optional component image-to-image needs. */
         const val ENCODER = "encoder"
 
-        /** The optional tile-size decoder (export --decoder-tile); the core reads it and does not use it yet. */
+        /** The optional tile-size decoder (export --decoder-tile) the [Pipeline] decodes in tiles with ([TiledDecode]). */
         const val DECODER_TILE = "decoder_tile"
         private val SHA256 = Regex("^[0-9a-f]{64}$")
         private val SCHEDULER_KEYS =

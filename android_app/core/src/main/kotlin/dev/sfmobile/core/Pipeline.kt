@@ -66,16 +66,26 @@ class Generation(
  * Image-to-image follows diffusers' StableDiffusionImg2ImgPipeline as Python does: the loop
  * starts at [img2imgStart], from the picture's latent mean (times the scaling factor) noised to
  * that step's timestep with the seed's noise ([DdimScheduler.addNoise]); the rest is the same loop.
+ *
+ * tileDecoder, as Python's `--tile-decoder/--no-tile-decoder`: null decodes in tiles whenever the
+ * bundle has a tile decoder smaller than the latent ([TiledDecode]; a phone's peak memory is the
+ * decoder's activations), false always whole, true always in tiles (refused here, before any
+ * step, for a bundle without a tile decoder).
  */
 class Pipeline(
     private val manifest: Manifest,
     private val tokenizer: Tokenizer,
     private val engine: Engine,
+    private val tileDecoder: Boolean? = null,
 ) {
-    constructor(bundle: Bundle, engine: Engine) : this(bundle.manifest, bundle.tokenizer(), engine)
+    constructor(bundle: Bundle, engine: Engine, tileDecoder: Boolean? = null) :
+        this(bundle.manifest, bundle.tokenizer(), engine, tileDecoder)
 
     private val scheduler = DdimScheduler(manifest.scheduler)
     private val latent = manifest.latent
+
+    /** The latent side the decoder runs tiles at, null to decode whole. */
+    private val tileSide = TiledDecode.tileSide(manifest.decoderTileSide, latent.height, latent.width, tileDecoder)
 
     /** Generate one image; onStep(done, total) after every step; isCancelled is asked before each step. */
     fun generate(
@@ -114,7 +124,7 @@ class Pipeline(
                 }
                 checked("text_encoder", row, null)
             }
-        val text = concat(rows)
+        val text = concatRows(rows)
         timings.textEncoderMs = watch.lap()
 
         for ((index, t) in timesteps.withIndex()) {
@@ -129,13 +139,21 @@ class Pipeline(
 
         val scale = latent.scalingFactor.toFloat()
         val scaled = FloatArray(latents.size) { latents[it] / scale }
-        val decoded = checked("decoder", engine.decode(FloatTensor(latentShape(), scaled)), null)
+        val decoder = if (tileSide == null) "decoder" else Manifest.DECODER_TILE
+        val decoded = checked(decoder, decode(FloatTensor(latentShape(), scaled)), null)
         timings.decoderMs = watch.lap()
         val image = manifest.image
-        expectShape("decoder", decoded, intArrayOf(1, 3, image.height, image.width))
+        expectShape(decoder, decoded, intArrayOf(1, 3, image.height, image.width))
         val rgb = Pixels.toRgb(decoded)
         timings.totalMs = total.lap()
         return Generation(image.width, image.height, rgb, timings)
+    }
+
+    /** latents (divided by the scaling factor) [1, c, h, w] -> image [1, 3, H, W], whole or in tiles (Python's decode). */
+    private fun decode(latents: FloatTensor): FloatTensor {
+        val tile = tileSide ?: return engine.decode(latents)
+        val factor = manifest.image.height / latent.height
+        return TiledDecode.decode(latents, engine::decodeTile, tile, TiledDecode.defaultOverlap(tile), factor)
     }
 
     /** The picture's scaled latent mean noised to timestep t with the seed's noise (Python's image_latents). */
@@ -190,8 +208,8 @@ class Pipeline(
             uncond = both.copyOfRange(0, n)
             cond = both.copyOfRange(n, 2 * n)
         } else {
-            uncond = call(1, latents, row(text, 0), null)
-            cond = call(1, latents, row(text, 1), null)
+            uncond = call(1, latents, rowOf(text, 0), null)
+            cond = call(1, latents, rowOf(text, 1), null)
         }
         return FloatArray(n) { uncond[it] + guidanceScale * (cond[it] - uncond[it]) }
     }
@@ -221,31 +239,6 @@ class Pipeline(
             throw EngineException("$component returned a non-finite value (${tensor.data[bad]})$where")
         }
         return tensor
-    }
-
-    private fun concat(rows: List<FloatTensor>): FloatTensor {
-        val shape =
-            rows
-                .first()
-                .shape
-                .copyOf()
-                .also { it[0] = rows.sumOf { row -> row.shape[0] } }
-        val data = FloatArray(rows.sumOf { it.data.size })
-        var offset = 0
-        for (row in rows) {
-            row.data.copyInto(data, offset)
-            offset += row.data.size
-        }
-        return FloatTensor(shape, data)
-    }
-
-    private fun row(
-        tensor: FloatTensor,
-        index: Int,
-    ): FloatTensor {
-        val size = tensor.data.size / tensor.shape[0]
-        val shape = tensor.shape.copyOf().also { it[0] = 1 }
-        return FloatTensor(shape, tensor.data.copyOfRange(index * size, (index + 1) * size))
     }
 
     companion object {

@@ -45,3 +45,30 @@ private fun checkShape(
         throw InputException("shape ${shape.contentToString()} needs $count values, got $size")
     }
 }
+
+/** [rows] ([n_i, ...] each) stacked along the first dimension: [sum n_i, ...]. */
+internal fun concatRows(rows: List<FloatTensor>): FloatTensor {
+    val shape =
+        rows
+            .first()
+            .shape
+            .copyOf()
+            .also { it[0] = rows.sumOf { row -> row.shape[0] } }
+    val data = FloatArray(rows.sumOf { it.data.size })
+    var offset = 0
+    for (row in rows) {
+        row.data.copyInto(data, offset)
+        offset += row.data.size
+    }
+    return FloatTensor(shape, data)
+}
+
+/** Row [index] of [tensor] ([n, ...] -> [1, ...]). */
+internal fun rowOf(
+    tensor: FloatTensor,
+    index: Int,
+): FloatTensor {
+    val size = tensor.data.size / tensor.shape[0]
+    val shape = tensor.shape.copyOf().also { it[0] = 1 }
+    return FloatTensor(shape, tensor.data.copyOfRange(index * size, (index + 1) * size))
+}

@@ -13,7 +13,8 @@ import kotlin.test.assertFailsWith
  * Whole generations of the demo model recorded by Python (tests/golden/replay/): the Kotlin
  * Pipeline runs against an Engine that checks every input against the recorded one and returns
  * the recorded output; the final pixels must be identical. The img2img case starts from a
- * recorded picture at strength 0.6 (the encoder's input is checked too).
+ * recorded picture at strength 0.6 (the encoder's input is checked too); the tiled-decode case's
+ * bundle keeps its tile decoder, so the Pipeline decodes in tiles (each tile's input is checked).
  */
 class ReplayTest {
     private val root = File(Golden.dir, "replay")
@@ -83,11 +84,18 @@ class ReplayTest {
             return FloatTensor(shape(output), floats(output))
         }
 
-        override fun decode(latents: FloatTensor): FloatTensor {
-            val call = expect("decode")
+        override fun decode(latents: FloatTensor): FloatTensor = replayDecode("decode", latents)
+
+        override fun decodeTile(latents: FloatTensor): FloatTensor = replayDecode("decode_tile", latents)
+
+        private fun replayDecode(
+            kind: String,
+            latents: FloatTensor,
+        ): FloatTensor {
+            val call = expect(kind)
             val recorded = call.getAsJsonObject("latents")
-            assertArrayEquals(shape(recorded), latents.shape)
-            assertClose(floats(recorded), latents.data, "decoder input")
+            assertArrayEquals(shape(recorded), latents.shape, "$kind input shape, call $next")
+            assertClose(floats(recorded), latents.data, "$kind input, call $next")
             val output = call.getAsJsonObject("output")
             return FloatTensor(shape(output), floats(output))
         }
@@ -124,7 +132,7 @@ class ReplayTest {
 
     @Test
     fun `every recorded generation replays to identical pixels`() {
-        assertEquals(listOf("cfg-batch2", "cfg-batch1", "guidance-off", "img2img"), caseNames)
+        assertEquals(listOf("cfg-batch2", "cfg-batch1", "guidance-off", "img2img", "tiled-decode"), caseNames)
         for (name in caseNames) {
             val (pipeline, engine, index) = case(name)
             val steps = ArrayList<Pair<Int, Int>>()
@@ -138,6 +146,8 @@ class ReplayTest {
             assertEquals((1..n).map { it to n }, steps, "$name: one progress call per step")
             val unetCalls = if (name == "cfg-batch1") 2 * n else n
             assertEquals(unetCalls, generation.timings.unetMs.size, "$name: one timing per UNet call")
+            val tiles = index.getAsJsonArray("calls").count { it.asJsonObject.get("call").asString == "decode_tile" }
+            assertEquals(if (name == "tiled-decode") 9 else 0, tiles, "$name: 3x3 tiles of 4 on the 8x8 latent, or none")
         }
     }
 

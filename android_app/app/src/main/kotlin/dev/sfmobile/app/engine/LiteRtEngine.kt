@@ -22,7 +22,8 @@ import dev.sfmobile.core.device.fitRows
 import java.io.File
 
 /**
- * The bundle's three TFLite components as LiteRT CompiledModels on one accelerator. Buffers are
+ * The bundle's three TFLite components, and its tile decoder when it has one, as LiteRT
+ * CompiledModels on one accelerator. Buffers are
  * created once per tensor name and reused by every call; shapes are the manifest's (static).
  */
 class LiteRtEngine private constructor(
@@ -55,6 +56,12 @@ class LiteRtEngine private constructor(
         return run("decoder")
     }
 
+    override fun decodeTile(latents: FloatTensor): FloatTensor {
+        if (Manifest.DECODER_TILE !in models) return super.decodeTile(latents)
+        input(Manifest.DECODER_TILE, ComponentIo.LATENTS).writeFloat(latents.data)
+        return run(Manifest.DECODER_TILE)
+    }
+
     override fun close() {
         (inputs.values + outputs.values).flatMap { it.values }.forEach { it.close() }
         models.values.forEach { it.close() }
@@ -79,7 +86,7 @@ class LiteRtEngine private constructor(
     companion object {
         private const val QUALCOMM_DISPATCH = "libLiteRtDispatch_Qualcomm.so"
 
-        /** Compiles the three components for [backend]'s accelerator; a failure closes what was made. */
+        /** Compiles the components of [modelFiles] for [backend]'s accelerator; a failure closes what was made. */
         fun load(
             context: Context,
             bundle: Bundle,
@@ -123,8 +130,8 @@ class LiteRtEngine private constructor(
                             else -> {}
                         }
                     }
-                for (component in Manifest.COMPONENT_NAMES) {
-                    val file = File(bundle.dir, modelFiles.getValue(component))
+                for ((component, path) in modelFiles) {
+                    val file = File(bundle.dir, path)
                     models[component] =
                         try {
                             CompiledModel.create(file.path, options, environment)

@@ -23,8 +23,8 @@ import java.nio.FloatBuffer
 import java.nio.IntBuffer
 
 /**
- * The bundle's three ONNX components as ONNX Runtime sessions ([OrtSessionOptions] picks the
- * execution provider). Inputs are bound by the names [ComponentIo] lists; the UNet's static batch
+ * The bundle's three ONNX components, and its tile decoder when it has one, as ONNX Runtime
+ * sessions ([OrtSessionOptions] picks the execution provider). Inputs are bound by the names [ComponentIo] lists; the UNet's static batch
  * is filled by repeating rows and its output cut back to the rows asked for.
  */
 class OrtEngine private constructor(
@@ -53,6 +53,11 @@ class OrtEngine private constructor(
     }
 
     override fun decode(latents: FloatTensor): FloatTensor = tensor(latents).use { run("decoder", mapOf(ComponentIo.LATENTS to it)) }
+
+    override fun decodeTile(latents: FloatTensor): FloatTensor {
+        if (Manifest.DECODER_TILE !in sessions) return super.decodeTile(latents)
+        return tensor(latents).use { run(Manifest.DECODER_TILE, mapOf(ComponentIo.LATENTS to it)) }
+    }
 
     override fun close() {
         sessions.values.forEach { it.close() }
@@ -86,7 +91,7 @@ class OrtEngine private constructor(
 
     companion object {
         /**
-         * Creates one session per component from [modelFiles] (bundle-relative paths chosen by
+         * Creates one session per component of [modelFiles] (bundle-relative paths chosen by
          * ModelFiles.resolve: for ort-qnn, a QNN bundle's EPContext models, after
          * QnnSocs.checkDevice refused a bundle compiled for another SoC and QnnRuntime.checkContexts
          * one compiled by another QNN release than the APK's qnn-runtime). A failure closes the
@@ -105,8 +110,8 @@ class OrtEngine private constructor(
             val env = OrtEnvironment.getEnvironment()
             val sessions = LinkedHashMap<String, OrtSession>()
             try {
-                for (component in Manifest.COMPONENT_NAMES) {
-                    val file = File(bundle.dir, modelFiles.getValue(component))
+                for ((component, path) in modelFiles) {
+                    val file = File(bundle.dir, path)
                     OrtSessionOptions.create(env, backend, bigCores, bundle.manifest, component).use { options ->
                         sessions[component] =
                             try {
@@ -121,7 +126,7 @@ class OrtEngine private constructor(
                 throw e
             }
             val outputs =
-                Manifest.COMPONENT_NAMES.associateWith {
+                modelFiles.keys.associateWith {
                     bundle.manifest
                         .component(it)
                         .outputs

@@ -17,13 +17,18 @@ object ComponentIo {
     const val GUIDANCE = "guidance"
     const val LATENTS = "latents"
 
-    /** Input names per component; the UNet's includes [GUIDANCE] when the manifest's `guidance.input` is true. */
+    /**
+     * Input names per component the engines load ([ModelFiles.resolve]); the UNet's include
+     * [GUIDANCE] when the manifest's `guidance.input` is true; the tile decoder's, when the bundle
+     * has one, are the decoder's.
+     */
     fun inputs(manifest: Manifest): Map<String, Set<String>> =
-        mapOf(
-            "text_encoder" to setOf(INPUT_IDS),
-            "unet" to setOfNotNull(SAMPLE, TIMESTEP, TEXT_EMBEDDINGS, GUIDANCE.takeIf { manifest.guidance.input }),
-            "decoder" to setOf(LATENTS),
-        )
+        buildMap {
+            put("text_encoder", setOf(INPUT_IDS))
+            put("unet", setOfNotNull(SAMPLE, TIMESTEP, TEXT_EMBEDDINGS, GUIDANCE.takeIf { manifest.guidance.input }))
+            put("decoder", setOf(LATENTS))
+            if (Manifest.DECODER_TILE in manifest.components) put(Manifest.DECODER_TILE, setOf(LATENTS))
+        }
 
     /** BundleException naming the component and the names it has when they differ from [inputs]. */
     fun check(manifest: Manifest) {

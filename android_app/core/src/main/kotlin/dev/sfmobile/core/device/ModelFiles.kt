@@ -19,13 +19,17 @@ object ModelFiles {
     private val TENSOR_DTYPES = setOf("float32", "int32")
     private const val CONTEXT_SUFFIX = "_ctx.onnx"
 
-    /** Component name to the bundle-relative path [backend] loads; BundleException names what stops it. */
+    /**
+     * Component name to the bundle-relative path [backend] loads, for the three components and the
+     * optional `decoder_tile` when the bundle has one (the Pipeline decodes in tiles with it);
+     * BundleException names what stops it.
+     */
     fun resolve(
         manifest: Manifest,
         backend: Backend,
     ): Map<String, String> {
         ComponentIo.check(manifest)
-        return Manifest.COMPONENT_NAMES.associateWith { resolveComponent(manifest, it, backend) }
+        return ComponentIo.inputs(manifest).keys.associateWith { resolveComponent(manifest, it, backend) }
     }
 
     /** True when [path] is an ONNX Runtime EP context model (`*_ctx.onnx`). */

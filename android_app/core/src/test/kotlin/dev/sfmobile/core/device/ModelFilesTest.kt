@@ -1,10 +1,14 @@
 package dev.sfmobile.core.device
 
+import dev.sfmobile.core.Bundle
 import dev.sfmobile.core.BundleException
+import dev.sfmobile.core.Golden
+import dev.sfmobile.core.Manifest
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertThrows
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
+import java.io.File
 
 class ModelFilesTest {
     @Test
@@ -12,6 +16,19 @@ class ModelFilesTest {
         val files = ModelFiles.resolve(manifest(), Backend.ORT_CPU)
         assertEquals(mapOf("text_encoder" to "text_encoder.onnx", "unet" to "unet.onnx", "decoder" to "decoder.onnx"), files)
         assertEquals("unet.tflite", ModelFiles.resolve(manifest("tflite"), Backend.LITERT_GPU)["unet"])
+    }
+
+    @Test
+    fun `a bundle's tile decoder is loaded beside the three components and bound by the decoder's input name`() {
+        val folder = File(Golden.dir, "bundles/valid-decoder-tile")
+        val files = ModelFiles.resolve(Bundle.open(folder).manifest, Backend.ORT_CPU)
+        assertEquals(listOf("text_encoder", "unet", "decoder", "decoder_tile"), files.keys.toList())
+        assertEquals("decoder_tile.onnx", files["decoder_tile"])
+        val text = File(folder, "manifest.json").readText()
+        val tileInput = text.indexOf("\"latents\"", text.indexOf("\"decoder_tile\": {"))
+        val renamed = Manifest.parse(text.replaceRange(tileInput, tileInput + 9, "\"sample\""), "renamed/manifest.json")
+        val error = assertThrows(BundleException::class.java) { ModelFiles.resolve(renamed, Backend.ORT_CPU) }
+        assertEquals("component 'decoder_tile' has inputs [sample], the Android engines need [latents]", error.message)
     }
 
     @Test
