@@ -664,8 +664,10 @@ def synthetic_sd15(steps):
 
 def test_report_from_result_files_tabulates_charts_and_compares_with_sd15(tmp_path):
     files = []
+    tiled = fixture_result("result_qnn_ok.json")
+    tiled["settings"].update(tile_decoder="auto", decoder="decoder_tile")
     for name, data in [
-        ("qnn.json", fixture_result("result_qnn_ok.json")),
+        ("qnn.json", tiled),
         ("sd15-20.json", synthetic_sd15(20)),
         ("sd15-50.json", synthetic_sd15(50)),
     ]:
@@ -680,6 +682,8 @@ def test_report_from_result_files_tabulates_charts_and_compares_with_sd15(tmp_pa
         line for line in markdown.splitlines() if "| sd15-onnx-int8 |" in line and "| 20 |" in line
     )
     assert f"| 150.0 | 40 | {150.0 * 40:,.0f} | 210 | {sd15_20_total:,.0f} (" in row
+    snap_row = next(line for line in markdown.splitlines() if "| snapfusion" in line)
+    assert " (tiles) |" in snap_row and "(tiles)" not in row  # the decoder the app loaded
     snap_total = statistics.median(
         r["total_ms"] for r in fixture_result("result_qnn_ok.json")["runs"]
     )
