@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.phone` import
 
 import typer
 
+from benchmarks.phone.app_run import TILE_DECODER_CHOICES
 from benchmarks.phone.device import Adb, adb_executable, choose_device, list_devices
 from benchmarks.phone.perf_tools import ToolBenchConfig, ToolResult, run_tool_bench
 from benchmarks.phone.probes import read_device_info
@@ -85,6 +86,13 @@ def app_bench(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a session's result.")] = 1800,
     cooldown_max: Annotated[float, typer.Option(help="Longest cooldown, seconds.")] = 600,
     poll: Annotated[float, typer.Option(help="Seconds between polls of the phone.")] = 5,
+    tile_decoder: Annotated[
+        str,
+        typer.Option(
+            help="Decode in tiles: auto (when the bundle has a decoder_tile smaller than the "
+            "latent; the app then loads only that decoder), on (required), off (full decoder)."
+        ),
+    ] = "auto",
     serial: Serial = None,
     out: Out = Path("phone-bench"),
 ) -> None:
@@ -93,6 +101,10 @@ def app_bench(
     for name in backend:
         if name not in APP_BACKENDS:
             raise InputError(f"--backend {name}: not one of {', '.join(APP_BACKENDS)}")
+    if tile_decoder not in TILE_DECODER_CHOICES:
+        raise InputError(
+            f"--tile-decoder {tile_decoder}: not one of {', '.join(TILE_DECODER_CHOICES)}"
+        )
     for path in bundle:
         if not path.is_dir():
             raise InputError(f"--bundle {path}: no such folder")
@@ -108,6 +120,7 @@ def app_bench(
         timeout_s=timeout,
         poll_s=poll,
         cooldown_max_s=cooldown_max,
+        tile_decoder=tile_decoder,
     )
     adb, device = _connect(serial)
     outcome = run_app_bench(adb, config, device["thermal_status"], out, say=typer.echo)

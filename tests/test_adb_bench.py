@@ -191,6 +191,7 @@ def test_app_run_pushes_the_bundle_runs_each_backend_and_reports_the_app_numbers
         f"{BUNDLE} --es backend ort-qnn --ei runs 5 --ei warmup 1 --ei steps 8"
     ) in starts[0]
     assert "--el seed 0" in starts[0] and "--es backend ort-cpu" in starts[1]
+    assert all(start.count(" --es tile_decoder auto ") == 1 for start in starts), starts
 
     report = json.loads((out / "phone-report.json").read_text())
     assert report["error"] is None
@@ -261,6 +262,24 @@ def test_a_second_run_pushes_only_files_whose_sha256_differs_on_the_phone(phone,
     assert run_once() == []  # everything already there
     phone.file(f"{APP_FILES}/bundles/{BUNDLE}/unet.onnx").write_bytes(b"cut short")
     assert run_once() == ["unet.onnx"]
+
+
+@pytest.mark.parametrize("choice", ["on", "off"])
+def test_tile_decoder_is_passed_to_the_app_as_an_extra(phone, bundle, tmp_path, choice):
+    result = phone.run(
+        phone_rules(am_start=[app_writes("result_qnn_ok.json")]),
+        *app_args(bundle, tmp_path / "out", "--tile-decoder", choice),
+    )
+    assert result.exit_code == 0, result.output
+    starts = [line for line in phone.shell_lines() if line.startswith("am start")]
+    assert len(starts) == 1 and f" --es tile_decoder {choice}" in starts[0], starts
+    assert starts[0].count("tile_decoder") == 1
+
+
+def test_a_bad_tile_decoder_choice_is_refused_before_the_phone_is_asked(phone, bundle, tmp_path):
+    result = phone.run(phone_rules(), *app_args(bundle, tmp_path / "out", "--tile-decoder", "yes"))
+    assert "--tile-decoder yes: not one of auto, on, off" in error_line(result)
+    assert not phone.log.exists() or phone.commands() == []  # adb never ran
 
 
 # --- choosing the device ------------------------------------------------------------------
@@ -645,8 +664,10 @@ def synthetic_sd15(steps):
 
 def test_report_from_result_files_tabulates_charts_and_compares_with_sd15(tmp_path):
     files = []
+    tiled = fixture_result("result_qnn_ok.json")
+    tiled["settings"].update(tile_decoder="auto", decoder="decoder_tile")
     for name, data in [
-        ("qnn.json", fixture_result("result_qnn_ok.json")),
+        ("qnn.json", tiled),
         ("sd15-20.json", synthetic_sd15(20)),
         ("sd15-50.json", synthetic_sd15(50)),
     ]:
@@ -661,6 +682,8 @@ def test_report_from_result_files_tabulates_charts_and_compares_with_sd15(tmp_pa
         line for line in markdown.splitlines() if "| sd15-onnx-int8 |" in line and "| 20 |" in line
     )
     assert f"| 150.0 | 40 | {150.0 * 40:,.0f} | 210 | {sd15_20_total:,.0f} (" in row
+    snap_row = next(line for line in markdown.splitlines() if "| snapfusion" in line)
+    assert " (tiles) |" in snap_row and "(tiles)" not in row  # the decoder the app loaded
     snap_total = statistics.median(
         r["total_ms"] for r in fixture_result("result_qnn_ok.json")["runs"]
     )

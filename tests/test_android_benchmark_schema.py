@@ -40,6 +40,19 @@ def test_examples_cover_both_outcomes() -> None:
     assert failed["status"] == "failed" and failed["error"] and failed["runs"] == []
 
 
+def test_tile_decoder_settings_are_optional_and_take_the_apps_values() -> None:
+    ok = json.loads((EXAMPLES / "benchmark-ok.json").read_text())
+    assert ok["settings"]["tile_decoder"] == "auto"
+    validator = _validator()
+    for choice, decoder in [("auto", "decoder_tile"), ("on", "decoder_tile"), ("off", "decoder")]:
+        report = copy.deepcopy(ok)
+        report["settings"].update(tile_decoder=choice, decoder=decoder)
+        assert not list(validator.iter_errors(report)), choice
+    older = copy.deepcopy(ok)  # an app that predates the extra
+    del older["settings"]["tile_decoder"]
+    assert not list(validator.iter_errors(older))
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -47,6 +60,9 @@ def test_examples_cover_both_outcomes() -> None:
         (lambda r: r["backend"].update(name="qnn"), "is not one of"),
         (lambda r: r["runs"][0].update(total_ms=-1), "less than the minimum"),
         (lambda r: r.update(extra=1), "Additional properties"),
+        (lambda r: r["settings"].update(tile_decoder="yes"), "is not one of"),
+        (lambda r: r["settings"].update(tile_decoder=True), "is not one of"),
+        (lambda r: r["settings"].update(decoder="encoder"), "is not one of"),
     ],
 )
 def test_schema_refuses_a_broken_report(mutate, message: str) -> None:

@@ -33,6 +33,9 @@ ACTIVITY = "dev.sfmobile.app.BenchmarkActivity"
 APP_FILES = f"/sdcard/Android/data/{PACKAGE}/files"
 RESULTS_DIR = f"{APP_FILES}/benchmarks"
 BUNDLES_DIR = f"{APP_FILES}/bundles"
+# `--es tile_decoder`: the app's Pipeline tiles on auto when the bundle has a decoder_tile smaller
+# than the latent (Python's Pipeline(tile_decoder=None)), and then loads that decoder only.
+TILE_DECODER_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class SessionSpec:
     seed: int
     session_id: str
     cooldown: Cooldown | None = None
+    tile_decoder: str = "auto"
 
 
 def new_session_id(backend: str, now: datetime | None = None) -> str:
@@ -88,6 +92,7 @@ def start_command(spec: SessionSpec) -> str:
         ("--es", "prompt", spec.prompt),
         ("--el", "seed", str(spec.seed)),
         ("--es", "session_id", spec.session_id),
+        ("--es", "tile_decoder", spec.tile_decoder),
     ]
     if spec.cooldown is not None:
         extras += [

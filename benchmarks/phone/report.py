@@ -128,11 +128,14 @@ def _session_table(sessions: list[dict[str, Any]]) -> list[str]:
             else ""
         )
         status = s["status"] + (f": {s['error']}" if s.get("error") else "")
+        # settings.decoder: the one decoder the app loaded (absent from older apps' results).
+        tiled = result.get("settings", {}).get("decoder") == "decoder_tile"
+        decoder = _ms(summary.get("decoder_ms")) + (" (tiles)" if tiled else "")
         lines.append(
             f"| {s['bundle']} | {s['backend']} ({ran_on}) | {s['steps']} "
             f"| {_ms(summary.get('runs'))} | {_ms(summary.get('text_encoder_ms'), 1)} "
             f"| {_ms(summary.get('unet_call_ms'), 1)} | {_ms(summary.get('unet_calls'))} "
-            f"| {_ms(summary.get('unet_total_ms'))} | {_ms(summary.get('decoder_ms'))} | {total} "
+            f"| {_ms(summary.get('unet_total_ms'))} | {decoder} | {total} "
             f"| {_ms(summary.get('peak_memory_mb'))} | {_ms(result.get('load_ms'))} | {cool} "
             f"| {status} |"
         )

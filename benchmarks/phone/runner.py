@@ -38,6 +38,7 @@ class AppBenchConfig:
     timeout_s: float = 1800
     poll_s: float = 5
     cooldown_max_s: float = 600
+    tile_decoder: str = "auto"
 
 
 @dataclass
@@ -114,6 +115,7 @@ def _run_session(
         seed=config.seed,
         session_id=new_session_id(record.backend),
         cooldown=record.cooldown,
+        tile_decoder=config.tile_decoder,
     )
     record.session_id = spec.session_id
     say(

@@ -101,6 +101,7 @@ class BenchmarkActivity : ComponentActivity() {
             cooldownStatusBefore = intent.intExtra("cooldown_status_before"),
             cooldownStatusAfter = intent.intExtra("cooldown_status_after"),
             cooldownWaitedS = if (intent.hasExtra("cooldown_waited_s")) intent.getFloatExtra("cooldown_waited_s", Float.NaN) else null,
+            tileDecoder = intent.getStringExtra("tile_decoder"),
         )
 
     private fun Intent.intExtra(name: String): Int? = if (hasExtra(name)) getIntExtra(name, Int.MIN_VALUE) else null

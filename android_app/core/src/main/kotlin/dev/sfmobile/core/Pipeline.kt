@@ -70,7 +70,9 @@ class Generation(
  * tileDecoder, as Python's `--tile-decoder/--no-tile-decoder`: null decodes in tiles whenever the
  * bundle has a tile decoder smaller than the latent ([TiledDecode]; a phone's peak memory is the
  * decoder's activations), false always whole, true always in tiles (refused here, before any
- * step, for a bundle without a tile decoder).
+ * step, for a bundle without a tile decoder). The Pipeline calls only the decoder
+ * [TiledDecode.decoderComponent] names, the one [dev.sfmobile.core.device.ModelFiles.resolve]
+ * lists for the same choice, so an engine built from that list never holds the other.
  */
 class Pipeline(
     private val manifest: Manifest,
@@ -139,7 +141,7 @@ class Pipeline(
 
         val scale = latent.scalingFactor.toFloat()
         val scaled = FloatArray(latents.size) { latents[it] / scale }
-        val decoder = if (tileSide == null) "decoder" else Manifest.DECODER_TILE
+        val decoder = TiledDecode.decoderComponent(manifest, tileDecoder)
         val decoded = checked(decoder, decode(FloatTensor(latentShape(), scaled)), null)
         timings.decoderMs = watch.lap()
         val image = manifest.image

@@ -32,6 +32,45 @@ object TiledDecode {
         return decoderTile
     }
 
+    /**
+     * The one decoder component the engines load and the [Pipeline] runs for [request] (null:
+     * auto, as [tileSide]): [Manifest.DECODER_TILE] when it decodes in tiles, else `decoder`.
+     * Decided before anything is loaded, so a tiling phone never loads or compiles the
+     * full-size decoder (its buffers are the memory tiling saves; docs/memory.md).
+     * InputException ([NO_TILE_DECODER]) when [request] is true and the bundle has no tile decoder.
+     */
+    fun decoderComponent(
+        manifest: Manifest,
+        request: Boolean?,
+    ): String {
+        val latent = manifest.latent
+        val tile = tileSide(manifest.decoderTileSide, latent.height, latent.width, request)
+        return if (tile == null) DECODER else Manifest.DECODER_TILE
+    }
+
+    /** The user's choice as `auto`, `on`, `off` (an intent extra, Python's --tile-decoder flags) to [tileSide]'s request. */
+    fun parseChoice(value: String): Boolean? =
+        when (value) {
+            AUTO -> null
+            ON -> true
+            OFF -> false
+            else -> throw InputException("tile decoder choice must be one of $CHOICES, got '$value'")
+        }
+
+    /** [parseChoice]'s inverse: null -> `auto`, true -> `on`, false -> `off`. */
+    fun choiceName(request: Boolean?): String =
+        when (request) {
+            null -> AUTO
+            true -> ON
+            false -> OFF
+        }
+
+    const val DECODER = "decoder"
+    const val AUTO = "auto"
+    const val ON = "on"
+    const val OFF = "off"
+    val CHOICES = listOf(AUTO, ON, OFF)
+
     /** A quarter of the tile (10 latent pixels = 80 px for SD's 40-pixel tile), Python's default_overlap. */
     fun defaultOverlap(tile: Int): Int = tile / 4
 

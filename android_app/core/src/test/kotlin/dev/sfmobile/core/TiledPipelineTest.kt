@@ -1,5 +1,7 @@
 package dev.sfmobile.core
 
+import dev.sfmobile.core.device.Backend
+import dev.sfmobile.core.device.ModelFiles
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Test
@@ -77,6 +79,40 @@ class TiledPipelineTest {
         }
         val blended = TiledDecode.decode(latents, whole::pattern, 4, 1, 8)
         assertArrayEquals(Pixels.toRgb(blended), generation.rgb)
+    }
+
+    @Test
+    fun `a tiling pipeline never calls the whole decoder, which the engine did not load`() {
+        // The engine ModelFiles.resolve builds for auto and on has no `decoder`: one that fails on decode().
+        for (choice in listOf(null, true)) {
+            val files = ModelFiles.resolve(withTile, Backend.ORT_CPU, choice)
+            assertEquals(listOf("text_encoder", "unet", "decoder_tile"), files.keys.toList(), "choice $choice")
+            val recording = RecordingEngine()
+            val tilesOnly =
+                object : Engine by recording {
+                    override fun decode(latents: FloatTensor): FloatTensor = throw AssertionError("decode() called with tiling $choice")
+                }
+            val generation = Pipeline(withTile, Tokenizer.default(), tilesOnly, tileDecoder = choice).generate(request)
+            assertEquals(List(9) { "decode_tile [1, 4, 4, 4]" }, recording.calls, "choice $choice")
+            assertArrayEquals(Pipeline(withTile, Tokenizer.default(), RecordingEngine()).generate(request).rgb, generation.rgb)
+        }
+        val off = ModelFiles.resolve(withTile, Backend.ORT_CPU, false)
+        assertEquals(listOf("text_encoder", "unet", "decoder"), off.keys.toList())
+    }
+
+    @Test
+    fun `decoderComponent is the one decoder each choice runs, and the choices parse from auto on off`() {
+        assertEquals("decoder_tile", TiledDecode.decoderComponent(withTile, null))
+        assertEquals("decoder_tile", TiledDecode.decoderComponent(withTile, true))
+        assertEquals("decoder", TiledDecode.decoderComponent(withTile, false))
+        assertEquals("decoder", TiledDecode.decoderComponent(withoutTile, null))
+        assertEquals("decoder", TiledDecode.decoderComponent(withoutTile, false))
+        val refused = assertFailsWith<InputException> { TiledDecode.decoderComponent(withoutTile, true) }
+        assertEquals(TiledDecode.NO_TILE_DECODER, refused.message)
+        assertEquals(listOf(null, true, false), listOf("auto", "on", "off").map(TiledDecode::parseChoice))
+        assertEquals(listOf("auto", "on", "off"), listOf(null, true, false).map(TiledDecode::choiceName))
+        val bad = assertFailsWith<InputException> { TiledDecode.parseChoice("yes") }
+        assertEquals("tile decoder choice must be one of [auto, on, off], got 'yes'", bad.message)
     }
 
     @Test

@@ -15,6 +15,7 @@ import dev.sfmobile.core.EngineException
 import dev.sfmobile.core.FloatTensor
 import dev.sfmobile.core.IntTensor
 import dev.sfmobile.core.Manifest
+import dev.sfmobile.core.TiledDecode
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.ComponentIo
 import dev.sfmobile.core.device.LoadedEngine
@@ -22,7 +23,8 @@ import dev.sfmobile.core.device.fitRows
 import java.io.File
 
 /**
- * The bundle's three TFLite components, and its tile decoder when it has one, as LiteRT
+ * The bundle's text encoder, UNet and one decoder (`decoder`, or `decoder_tile` when the Pipeline
+ * decodes in tiles: ModelFiles.resolve decided which before loading, so the other is never compiled) as LiteRT
  * CompiledModels on one accelerator. Buffers are
  * created once per tensor name and reused by every call; shapes are the manifest's (static).
  */
@@ -52,6 +54,7 @@ class LiteRtEngine private constructor(
     }
 
     override fun decode(latents: FloatTensor): FloatTensor {
+        if (TiledDecode.DECODER !in models) throw EngineException(NOT_LOADED)
         input("decoder", ComponentIo.LATENTS).writeFloat(latents.data)
         return run("decoder")
     }
@@ -84,6 +87,9 @@ class LiteRtEngine private constructor(
     }
 
     companion object {
+        /** ModelFiles.resolve chose the tile decoder, so the full decoder was never loaded. */
+        private const val NOT_LOADED = "decoder: not loaded (this engine was built to decode in tiles with decoder_tile)"
+
         private const val QUALCOMM_DISPATCH = "libLiteRtDispatch_Qualcomm.so"
 
         /** Compiles the components of [modelFiles] for [backend]'s accelerator; a failure closes what was made. */

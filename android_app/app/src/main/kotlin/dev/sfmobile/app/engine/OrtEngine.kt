@@ -12,6 +12,7 @@ import dev.sfmobile.core.EngineException
 import dev.sfmobile.core.FloatTensor
 import dev.sfmobile.core.IntTensor
 import dev.sfmobile.core.Manifest
+import dev.sfmobile.core.TiledDecode
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.ComponentIo
 import dev.sfmobile.core.device.LoadedEngine
@@ -23,7 +24,8 @@ import java.nio.FloatBuffer
 import java.nio.IntBuffer
 
 /**
- * The bundle's three ONNX components, and its tile decoder when it has one, as ONNX Runtime
+ * The bundle's text encoder, UNet and one decoder (`decoder`, or `decoder_tile` when the Pipeline
+ * decodes in tiles: ModelFiles.resolve decided which before loading) as ONNX Runtime
  * sessions ([OrtSessionOptions] picks the execution provider). Inputs are bound by the names [ComponentIo] lists; the UNet's static batch
  * is filled by repeating rows and its output cut back to the rows asked for.
  */
@@ -52,7 +54,10 @@ class OrtEngine private constructor(
         }
     }
 
-    override fun decode(latents: FloatTensor): FloatTensor = tensor(latents).use { run("decoder", mapOf(ComponentIo.LATENTS to it)) }
+    override fun decode(latents: FloatTensor): FloatTensor {
+        if (TiledDecode.DECODER !in sessions) throw EngineException(NOT_LOADED)
+        return tensor(latents).use { run(TiledDecode.DECODER, mapOf(ComponentIo.LATENTS to it)) }
+    }
 
     override fun decodeTile(latents: FloatTensor): FloatTensor {
         if (Manifest.DECODER_TILE !in sessions) return super.decodeTile(latents)
@@ -90,6 +95,9 @@ class OrtEngine private constructor(
     }
 
     companion object {
+        /** ModelFiles.resolve chose the tile decoder, so the full decoder was never loaded. */
+        private const val NOT_LOADED = "decoder: not loaded (this engine was built to decode in tiles with decoder_tile)"
+
         /**
          * Creates one session per component of [modelFiles] (bundle-relative paths chosen by
          * ModelFiles.resolve: for ort-qnn, a QNN bundle's EPContext models, after

@@ -127,8 +127,10 @@ object GenerationRepository {
             mutableStatus.value = GenerationStatus.Loading(job.bundle)
             val store = BundleStore(context)
             val bundle = store.catalog.open(job.bundle, store.memory())
-            val engine = EngineFactory.load(context, bundle, job.backend, ModelFiles.resolve(bundle.manifest, job.backend))
-            val pipeline = Pipeline(bundle, engine.engine)
+            // One tile-decoder choice (auto) for both: the engine loads only the decoder the Pipeline runs.
+            val tileDecoder: Boolean? = null
+            val engine = EngineFactory.load(context, bundle, job.backend, ModelFiles.resolve(bundle.manifest, job.backend, tileDecoder))
+            val pipeline = Pipeline(bundle, engine.engine, tileDecoder)
             loaded = LoadedModel(job.bundle, job.backend, engine, pipeline)
             pipeline
         }

@@ -2,6 +2,7 @@ package dev.sfmobile.core.bench
 
 import dev.sfmobile.core.GenerationRequest
 import dev.sfmobile.core.InputException
+import dev.sfmobile.core.TiledDecode
 import dev.sfmobile.core.device.Backend
 
 /**
@@ -19,10 +20,13 @@ data class HostCooldown(
  * One benchmark session as the intent extras ask for it
  * (`am start ... --es bundle NAME --es backend ort-qnn --ei runs 5 --ei warmup 1 --ei steps 8
  * --es prompt "..." --el seed 0 --es session_id ID`, and from adb_bench.py the cooldown extras
- * `--ei cooldown_status_before N --ei cooldown_status_after N --ef cooldown_waited_s S`). [steps]
+ * `--ei cooldown_status_before N --ei cooldown_status_after N --ef cooldown_waited_s S`, and
+ * `--es tile_decoder auto|on|off`). [steps]
  * and [guidance] are null when the extras leave them to the bundle's manifest
  * (`scheduler.default_steps`, `scheduler.default_guidance`); [sessionId] is null when the app
- * names the session itself.
+ * names the session itself. [tileDecoder] is the Pipeline's choice (null: auto, tiles when the
+ * bundle has a tile decoder smaller than the latent; true: on; false: off), which also decides
+ * the one decoder component the engine loads ([TiledDecode.decoderComponent]).
  */
 data class BenchmarkArgs(
     val bundle: String,
@@ -36,6 +40,7 @@ data class BenchmarkArgs(
     val seed: Long = 0,
     val sessionId: String? = null,
     val cooldown: HostCooldown? = null,
+    val tileDecoder: Boolean? = null,
 ) {
     /** The generation each run makes, with the manifest's defaults where the extras gave none. */
     fun request(
@@ -74,6 +79,7 @@ data class BenchmarkArgs(
             cooldownStatusBefore: Int? = null,
             cooldownStatusAfter: Int? = null,
             cooldownWaitedS: Float? = null,
+            tileDecoder: String? = null,
         ): BenchmarkArgs {
             if (bundle.isNullOrBlank()) throw InputException("missing extra: --es bundle NAME (a folder in files/bundles/)")
             if (backend.isNullOrBlank()) {
@@ -88,6 +94,9 @@ data class BenchmarkArgs(
                 throw InputException("--es session_id must match ${SessionIds.PATTERN.pattern}, got '$sessionId'")
             }
             val cooldown = cooldown(cooldownStatusBefore, cooldownStatusAfter, cooldownWaitedS)
+            if (tileDecoder != null && tileDecoder !in TiledDecode.CHOICES) {
+                throw InputException("--es tile_decoder must be one of ${TiledDecode.CHOICES.joinToString("|")}, got '$tileDecoder'")
+            }
             return BenchmarkArgs(
                 bundle = bundle,
                 backend = Backend.parse(backend),
@@ -100,6 +109,7 @@ data class BenchmarkArgs(
                 seed = seed ?: 0,
                 sessionId = sessionId,
                 cooldown = cooldown,
+                tileDecoder = tileDecoder?.let(TiledDecode::parseChoice),
             )
         }
 

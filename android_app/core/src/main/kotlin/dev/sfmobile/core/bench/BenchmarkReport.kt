@@ -70,12 +70,20 @@ data class BenchmarkSettings(
     val warmupRuns: Int,
     val runs: Int,
     val cfgBatch: Int,
+    /** The tile-decoder choice: `auto`, `on` or `off` ([dev.sfmobile.core.TiledDecode.CHOICES]). */
+    val tileDecoder: String = "auto",
+    /** The one decoder component loaded and run (`decoder` or `decoder_tile`), null when not decided. */
+    val decoder: String? = null,
 ) {
     init {
         require(steps >= 1 && runs >= 1 && warmupRuns >= 0 && seed >= 0) {
             "steps and runs must be >= 1, warmup runs and seed >= 0"
         }
         require(cfgBatch == 1 || cfgBatch == 2) { "cfg_batch must be 1 or 2, got $cfgBatch" }
+        require(tileDecoder in listOf("auto", "on", "off")) { "tile_decoder must be auto, on or off, got $tileDecoder" }
+        require(decoder == null || decoder == "decoder" || decoder == "decoder_tile") {
+            "decoder must be decoder or decoder_tile, got $decoder"
+        }
     }
 }
 
@@ -240,6 +248,8 @@ private fun BenchmarkSettings.toJson() =
         addProperty("warmup_runs", warmupRuns)
         addProperty("runs", runs)
         addProperty("cfg_batch", cfgBatch)
+        addProperty("tile_decoder", tileDecoder)
+        decoder?.let { addProperty("decoder", it) }
     }
 
 private fun Thermal.toJson() =

@@ -3,6 +3,7 @@ package dev.sfmobile.core.bench
 import dev.sfmobile.core.Bundle
 import dev.sfmobile.core.Manifest
 import dev.sfmobile.core.Pipeline
+import dev.sfmobile.core.TiledDecode
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.BundleCatalog
 import dev.sfmobile.core.device.DeviceMemory
@@ -29,7 +30,10 @@ interface BenchmarkPlatform {
 
     fun memory(): DeviceMemory
 
-    /** Creates the sessions of the three components ([modelFiles]: component to bundle-relative path). */
+    /**
+     * Creates the sessions of the components of [modelFiles] (component to bundle-relative path,
+     * from ModelFiles.resolve: the text encoder, the UNet and one decoder).
+     */
     fun loadEngine(
         bundle: Bundle,
         backend: Backend,
@@ -70,12 +74,13 @@ class BenchmarkSession(
                         bundleInfo = BundleInfo.read(entry.name, entry.dir, entry.bytes)
                     }
                 manifest = bundle.manifest
-                val files = ModelFiles.resolve(bundle.manifest, args.backend)
+                // One decoder, decided before loading: with tiling the full decoder is never compiled.
+                val files = ModelFiles.resolve(bundle.manifest, args.backend, args.tileDecoder)
                 val start = System.nanoTime()
                 platform.loadEngine(bundle, args.backend, files).use { loaded ->
                     loadMs = (System.nanoTime() - start) / 1e6
                     backendInfo = BackendInfo(args.backend.id, loaded.accelerator, loaded.runtimeVersion)
-                    val pipeline = Pipeline(bundle, loaded.engine)
+                    val pipeline = Pipeline(bundle, loaded.engine, args.tileDecoder)
                     val scheduler = bundle.manifest.scheduler
                     val request = args.request(scheduler.defaultSteps, scheduler.defaultGuidance.toFloat())
                     BenchmarkRunner(args.warmupRuns, args.runs, peakMemoryMb).run(isCancelled) {
@@ -130,6 +135,8 @@ class BenchmarkSession(
             warmupRuns = args.warmupRuns,
             runs = args.runs,
             cfgBatch = manifest?.guidance?.cfgBatch ?: FALLBACK_CFG_BATCH,
+            tileDecoder = TiledDecode.choiceName(args.tileDecoder),
+            decoder = manifest?.let { runCatching { TiledDecode.decoderComponent(it, args.tileDecoder) }.getOrNull() },
         )
     }
 

@@ -3,6 +3,7 @@ package dev.sfmobile.core.device
 import dev.sfmobile.core.BundleException
 import dev.sfmobile.core.FloatTensor
 import dev.sfmobile.core.Manifest
+import dev.sfmobile.core.TiledDecode
 
 /**
  * The tensor names of export/README.md's table, by which the Android engines bind inputs (never
@@ -18,21 +19,28 @@ object ComponentIo {
     const val LATENTS = "latents"
 
     /**
-     * Input names per component the engines load ([ModelFiles.resolve]); the UNet's include
-     * [GUIDANCE] when the manifest's `guidance.input` is true; the tile decoder's, when the bundle
-     * has one, are the decoder's.
+     * Input names per component the engines load ([ModelFiles.resolve]) for the tile-decoder
+     * choice [tileDecoder] (null: auto; the Pipeline's): the text encoder, the UNet (its inputs
+     * include [GUIDANCE] when the manifest's `guidance.input` is true) and one decoder,
+     * `decoder` or `decoder_tile` as [TiledDecode.decoderComponent] decides, never both.
+     * InputException when [tileDecoder] is true and the bundle has no tile decoder.
      */
-    fun inputs(manifest: Manifest): Map<String, Set<String>> =
+    fun inputs(
+        manifest: Manifest,
+        tileDecoder: Boolean? = null,
+    ): Map<String, Set<String>> =
         buildMap {
             put("text_encoder", setOf(INPUT_IDS))
             put("unet", setOfNotNull(SAMPLE, TIMESTEP, TEXT_EMBEDDINGS, GUIDANCE.takeIf { manifest.guidance.input }))
-            put("decoder", setOf(LATENTS))
-            if (Manifest.DECODER_TILE in manifest.components) put(Manifest.DECODER_TILE, setOf(LATENTS))
+            put(TiledDecode.decoderComponent(manifest, tileDecoder), setOf(LATENTS))
         }
 
     /** BundleException naming the component and the names it has when they differ from [inputs]. */
-    fun check(manifest: Manifest) {
-        for ((component, expected) in inputs(manifest)) {
+    fun check(
+        manifest: Manifest,
+        tileDecoder: Boolean? = null,
+    ) {
+        for ((component, expected) in inputs(manifest, tileDecoder)) {
             val spec = manifest.component(component)
             val actual = spec.inputs.map { it.name }.toSet()
             if (actual != expected) {

@@ -2,6 +2,7 @@ package dev.sfmobile.core.device
 
 import dev.sfmobile.core.BundleException
 import dev.sfmobile.core.Manifest
+import dev.sfmobile.core.TiledDecode
 
 /**
  * Which file of each component a backend loads, after checking that it can load the bundle at
@@ -20,16 +21,20 @@ object ModelFiles {
     private const val CONTEXT_SUFFIX = "_ctx.onnx"
 
     /**
-     * Component name to the bundle-relative path [backend] loads, for the three components and the
-     * optional `decoder_tile` when the bundle has one (the Pipeline decodes in tiles with it);
-     * BundleException names what stops it.
+     * Component name to the bundle-relative path [backend] loads: the text encoder, the UNet and
+     * the one decoder the Pipeline will run for [tileDecoder] (null: auto; pass the Pipeline's
+     * choice): `decoder_tile` when it decodes in tiles, else `decoder`
+     * ([TiledDecode.decoderComponent]), so the other is neither loaded nor compiled.
+     * BundleException names what stops it; InputException when [tileDecoder] is true and the
+     * bundle has no tile decoder.
      */
     fun resolve(
         manifest: Manifest,
         backend: Backend,
+        tileDecoder: Boolean? = null,
     ): Map<String, String> {
-        ComponentIo.check(manifest)
-        return ComponentIo.inputs(manifest).keys.associateWith { resolveComponent(manifest, it, backend) }
+        ComponentIo.check(manifest, tileDecoder)
+        return ComponentIo.inputs(manifest, tileDecoder).keys.associateWith { resolveComponent(manifest, it, backend) }
     }
 
     /** True when [path] is an ONNX Runtime EP context model (`*_ctx.onnx`). */

@@ -21,6 +21,7 @@ class BenchmarkArgsTest {
         seed: Long? = null,
         session: String? = null,
         cooldown: Triple<Int?, Int?, Float?> = Triple(null, null, null),
+        tileDecoder: String? = null,
     ) = BenchmarkArgs.parse(
         bundle,
         backend,
@@ -35,6 +36,7 @@ class BenchmarkArgsTest {
         cooldown.first,
         cooldown.second,
         cooldown.third,
+        tileDecoder,
     )
 
     @Test
@@ -66,11 +68,18 @@ class BenchmarkArgsTest {
                 "missing extra: --ei cooldown_status_after" to { parse(cooldown = Triple(2, null, 30f)) },
                 "--ef cooldown_waited_s must be >= 0, got -1.0" to { parse(cooldown = Triple(2, 0, -1f)) },
                 "--ei cooldown_status_before must be >= 0, got -2" to { parse(cooldown = Triple(-2, 0, 1f)) },
+                "--es tile_decoder must be one of auto|on|off, got 'true'" to { parse(tileDecoder = "true") },
+                "--es tile_decoder must be one of auto|on|off, got 'ON'" to { parse(tileDecoder = "ON") },
             )
         for ((expected, call) in cases) {
             val error = assertThrows(InputException::class.java, { call() }, expected)
             assertTrue(error.message!!.contains(expected), "${error.message} lacks '$expected'")
         }
+    }
+
+    @Test
+    fun `tile_decoder auto, on and off are the Pipeline's null, true and false, and left out it is auto`() {
+        assertEquals(listOf(null, true, false, null), listOf("auto", "on", "off", null).map { parse(tileDecoder = it).tileDecoder })
     }
 
     @Test

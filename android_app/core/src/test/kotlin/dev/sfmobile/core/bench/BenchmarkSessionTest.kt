@@ -2,7 +2,12 @@ package dev.sfmobile.core.bench
 
 import com.google.gson.JsonParser
 import dev.sfmobile.core.Bundle
+import dev.sfmobile.core.Engine
 import dev.sfmobile.core.EngineException
+import dev.sfmobile.core.FloatTensor
+import dev.sfmobile.core.Golden
+import dev.sfmobile.core.IntTensor
+import dev.sfmobile.core.TiledDecode
 import dev.sfmobile.core.device.Backend
 import dev.sfmobile.core.device.BundleCatalog
 import dev.sfmobile.core.device.DeviceMemory
@@ -29,8 +34,8 @@ class BenchmarkSessionTest {
     private inner class FakePlatform(
         val freeBytes: Long = 6 * gib,
         val failLoad: Boolean = false,
+        val engine: Engine = ZeroEngine(),
     ) : BenchmarkPlatform {
-        val engine = ZeroEngine()
         var loadedFiles: Map<String, String>? = null
         private var reads = 0
 
@@ -72,18 +77,76 @@ class BenchmarkSessionTest {
         assertEquals(BenchmarkStatus.OK, report.status, report.error)
         assertEquals(2, report.runs.size)
         assertTrue(report.runs.all { it.unetMs.size == 3 }, "cfg batch 2: one UNet call per step")
-        assertEquals(9, platform.engine.unetCalls, "warm-up + 2 runs, 3 steps each")
-        assertTrue(platform.engine.closed)
+        assertEquals(9, (platform.engine as ZeroEngine).unetCalls, "warm-up + 2 runs, 3 steps each")
+        assertTrue((platform.engine as ZeroEngine).closed)
         assertEquals("unet.onnx", platform.loadedFiles!!["unet"], "the file ModelFiles resolved")
         assertEquals(BackendInfo("ort-nnapi", "nnapi", "1.27.0"), report.backend)
         assertEquals(Thermal(30.0, 31.0, 0, 0), report.thermal)
-        assertEquals(BenchmarkSettings(BenchmarkArgs.DEFAULT_PROMPT, "", 3, 7.5f, 0, 1, 2, 2), report.settings)
+        assertEquals(BenchmarkSettings(BenchmarkArgs.DEFAULT_PROMPT, "", 3, 7.5f, 0, 1, 2, 2, "auto", "decoder"), report.settings)
         assertNotNull(report.loadMs)
         val file = File(tmp, "benchmarks/20261201T031500Z-Pixel_8_Pro-ort-nnapi.json")
         val json = JsonParser.parseString(file.readText()).asJsonObject
         assertEquals("ok", json["status"].asString)
         assertEquals("fp32", json.getAsJsonObject("bundle").getAsJsonObject("recipe")["precision"].asString)
         assertNull(json["cooldown"], "no cooldown extras, no cooldown")
+    }
+
+    @Test
+    fun `a tiling session loads the tile decoder and not the full one, and records the choice`() {
+        File(Golden.dir, "bundles/valid-decoder-tile").copyRecursively(File(tmp, "bundles/tiled"))
+        for ((choice, decoder) in listOf(null to "decoder_tile", true to "decoder_tile", false to "decoder")) {
+            val platform = FakePlatform(engine = TileEngine())
+            val report = session(platform).run(args.copy(bundle = "tiled", steps = 2, tileDecoder = choice))
+            assertEquals(BenchmarkStatus.OK, report.status, report.error)
+            assertEquals(listOf("text_encoder", "unet", decoder), platform.loadedFiles!!.keys.toList(), "choice $choice")
+            val engine = platform.engine as TileEngine
+            val expected = if (decoder == "decoder") 0 to 3 else 3 * 9 to 0
+            assertEquals(expected, engine.tiles to engine.wholes, "warm-up + 2 runs, choice $choice")
+            val json = JsonParser.parseString(File(tmp, "benchmarks/${report.sessionId}.json").readText()).asJsonObject
+            val settings = json.getAsJsonObject("settings")
+            assertEquals(TiledDecode.choiceName(choice), settings["tile_decoder"].asString)
+            assertEquals(decoder, settings["decoder"].asString)
+            File(tmp, "benchmarks/${report.sessionId}.json").delete()
+        }
+    }
+
+    @Test
+    fun `tiles asked of a bundle without a tile decoder fail the session before loading`() {
+        writeTestBundle(File(tmp, "bundles/demo"))
+        val platform = FakePlatform()
+        val report = session(platform).run(args.copy(tileDecoder = true))
+        assertEquals(BenchmarkStatus.FAILED, report.status)
+        assertTrue(report.error!!.contains(TiledDecode.NO_TILE_DECODER), report.error)
+        assertNull(platform.loadedFiles, "nothing loaded")
+        assertEquals("on", report.settings.tileDecoder)
+        assertNull(report.settings.decoder)
+    }
+
+    /** Zeros from every component; counts tile and whole decodes (the golden tiled bundle: 8x8 latent, 4x4 tiles). */
+    private class TileEngine : Engine {
+        var tiles = 0
+        var wholes = 0
+
+        override fun encodeText(tokenIds: IntTensor) = FloatTensor(intArrayOf(1, 77, 32), FloatArray(77 * 32))
+
+        override fun predict(
+            latents: FloatTensor,
+            timestep: Float,
+            text: FloatTensor,
+            guidance: Float?,
+        ) = FloatTensor(latents.shape, FloatArray(latents.data.size))
+
+        override fun decode(latents: FloatTensor): FloatTensor {
+            wholes++
+            return FloatTensor(intArrayOf(1, 3, 64, 64), FloatArray(3 * 64 * 64))
+        }
+
+        override fun decodeTile(latents: FloatTensor): FloatTensor {
+            tiles++
+            return FloatTensor(intArrayOf(1, 3, 32, 32), FloatArray(3 * 32 * 32))
+        }
+
+        override fun close() {}
     }
 
     @Test

@@ -3,7 +3,9 @@ package dev.sfmobile.core.device
 import dev.sfmobile.core.Bundle
 import dev.sfmobile.core.BundleException
 import dev.sfmobile.core.Golden
+import dev.sfmobile.core.InputException
 import dev.sfmobile.core.Manifest
+import dev.sfmobile.core.TiledDecode
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertThrows
 import org.junit.jupiter.api.Assertions.assertTrue
@@ -19,16 +21,27 @@ class ModelFilesTest {
     }
 
     @Test
-    fun `a bundle's tile decoder is loaded beside the three components and bound by the decoder's input name`() {
+    fun `a tiling bundle loads its tile decoder instead of the full decoder, bound by the decoder's input name`() {
         val folder = File(Golden.dir, "bundles/valid-decoder-tile")
-        val files = ModelFiles.resolve(Bundle.open(folder).manifest, Backend.ORT_CPU)
-        assertEquals(listOf("text_encoder", "unet", "decoder", "decoder_tile"), files.keys.toList())
+        val manifest = Bundle.open(folder).manifest
+        val files = ModelFiles.resolve(manifest, Backend.ORT_CPU)
+        assertEquals(listOf("text_encoder", "unet", "decoder_tile"), files.keys.toList(), "auto tiles: no full decoder")
         assertEquals("decoder_tile.onnx", files["decoder_tile"])
+        assertEquals(files, ModelFiles.resolve(manifest, Backend.ORT_CPU, tileDecoder = true))
+        val whole = ModelFiles.resolve(manifest, Backend.ORT_CPU, tileDecoder = false)
+        assertEquals(mapOf("text_encoder" to "text_encoder.onnx", "unet" to "unet.onnx", "decoder" to "decoder.onnx"), whole)
         val text = File(folder, "manifest.json").readText()
         val tileInput = text.indexOf("\"latents\"", text.indexOf("\"decoder_tile\": {"))
         val renamed = Manifest.parse(text.replaceRange(tileInput, tileInput + 9, "\"sample\""), "renamed/manifest.json")
         val error = assertThrows(BundleException::class.java) { ModelFiles.resolve(renamed, Backend.ORT_CPU) }
         assertEquals("component 'decoder_tile' has inputs [sample], the Android engines need [latents]", error.message)
+        assertEquals(whole, ModelFiles.resolve(renamed, Backend.ORT_CPU, tileDecoder = false), "off: the tile decoder is not loaded")
+    }
+
+    @Test
+    fun `asking for tiles from a bundle without a tile decoder is refused before loading`() {
+        val error = assertThrows(InputException::class.java) { ModelFiles.resolve(manifest(), Backend.ORT_CPU, tileDecoder = true) }
+        assertEquals(TiledDecode.NO_TILE_DECODER, error.message)
     }
 
     @Test
