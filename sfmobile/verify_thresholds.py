@@ -35,7 +35,7 @@ class Thresholds:
 
 
 # int8-static's text encoder limit, which the w8a* rows share (no w8a* text encoder exists).
-INT8_STATIC_TEXT_ENCODER = 0.05
+INT8_STATIC_TEXT_ENCODER = 0.09
 # 3x the worst relative error measured on a bundle that passed (rounded up to one significant
 # digit), the worst image PSNR minus 10 dB; fp32 rows are floors. docs/verify.md has the table.
 THRESHOLDS: dict[str, Thresholds] = {
@@ -47,7 +47,7 @@ THRESHOLDS: dict[str, Thresholds] = {
         text_encoder=0.07, unet=0.08, decoder=0.2, encoder=0.08, min_psnr_db=23.0
     ),
     "int8-static": Thresholds(
-        text_encoder=INT8_STATIC_TEXT_ENCODER, unet=0.3, decoder=0.2, encoder=0.2, min_psnr_db=19.0
+        text_encoder=INT8_STATIC_TEXT_ENCODER, unet=0.6, decoder=0.2, encoder=0.2, min_psnr_db=17.0
     ),
     # No w8a* text encoder exists (QNN compiles it in fp16); its limit is int8-static's.
     "w8a16": Thresholds(
