@@ -26,7 +26,9 @@ and the normalizations break whole-graph quantization: error 0.8 instead of 0.2 
 text encoder). Left in float: the first and last Conv (excluding them cut the demo UNet's error
 by ~20%) and the MatMuls of two activations (attention scores and values): quantizing those
 made the demo UNet slower than fp32 (126 vs 121 ms per call, medians), leaving them float made
-it 1.2x faster than fp32 (101 ms; ORT CPU, 2 threads, batch 2, 512x512) at the same error.
+it 1.2x faster than fp32 (101 ms; ORT CPU, 2 threads, batch 2, 512x512) at the same error. On the
+full-size SnapFusion UNet the convolutions dominate and static int8 is 3.03x faster than fp32
+(1.98 s vs 6.01 s per batch-2 call at 512x512, 2-core Zen 4; benchmarks/README.md).
 """
 
 from __future__ import annotations
