@@ -12,6 +12,7 @@ reads into memory that tensor alone owns.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def load_owned(path: Path) -> dict[str, torch.Tensor]:
         length = int.from_bytes(stream.read(HEADER_LENGTH_BYTES), "little")
         header = json.loads(stream.read(length))
         start = HEADER_LENGTH_BYTES + length
+        size = os.fstat(stream.fileno()).st_size
         tensors = {}
         for name, info in header.items():
             if name == "__metadata__":
@@ -59,6 +61,8 @@ def load_owned(path: Path) -> dict[str, torch.Tensor]:
             if dtype is None:
                 raise ValueError(f"tensor {name!r}: dtype {info['dtype']} is not supported")
             begin, end = info["data_offsets"]
+            if not 0 <= begin <= end <= size - start:  # the file changed since it was validated
+                raise ValueError(f"tensor {name!r}: data offsets beyond the end of the file")
             data = torch.empty(end - begin, dtype=torch.uint8)
             stream.seek(start + begin)
             _read_exactly(stream, memoryview(data.numpy()), name)
