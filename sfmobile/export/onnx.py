@@ -16,8 +16,9 @@ target's torch weights are dropped once traced when the caller allows it
 including the torch model) fp32 78 s / 7.9 GB, fp16 96 s / 9.0 GB, int8 dynamic 133 s /
 14.2 GB (ONNX Runtime's quantizer holds about three copies; onnx_precision.py now hides the
 weights it does not quantize from it). After, through the CLI (docs/verify.md): the whole
-snapfusion export at 512 peaks at 7.3 GiB in fp32 and int8 dynamic (12.6 GiB before), and that
-peak is the checkpoint load; the export's own steps stay under 5 GiB.
+snapfusion export at 512 peaked at 7.3 GiB in fp32 and int8 dynamic (12.6 GiB before) in the
+checkpoint load; with the load building the modules on the meta device (weights/strict.py) the
+fp32 export peaks at 5.4 GiB, in the text encoder's trace with every component's weights held.
 """
 
 from __future__ import annotations

@@ -15,9 +15,12 @@ from torch import nn
 
 
 def timestep_frequencies(dim: int, freq_shift: float) -> torch.Tensor:
-    """The sinusoidal frequencies of diffusers' get_timestep_embedding (float32, [dim // 2])."""
+    """The sinusoidal frequencies of diffusers' get_timestep_embedding (float32, [dim // 2]).
+    Always on the CPU, even while a module is built on the meta device: checkpoints do not carry
+    this buffer (weights/strict.py)."""
     half = dim // 2
-    exponent = -math.log(10000.0) * torch.arange(half, dtype=torch.float32) / (half - freq_shift)
+    steps = torch.arange(half, dtype=torch.float32, device="cpu")
+    exponent = -math.log(10000.0) * steps / (half - freq_shift)
     return torch.exp(exponent)
 
 

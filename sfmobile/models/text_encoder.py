@@ -24,9 +24,10 @@ CAUSAL_MASK = -1e4
 
 
 def causal_mask(tokens: int) -> torch.Tensor:
-    """[tokens, tokens] additive mask: row i may attend to columns 0..i."""
-    blocked = torch.ones(tokens, tokens, dtype=torch.bool).triu(diagonal=1)
-    return torch.zeros(tokens, tokens).masked_fill(blocked, CAUSAL_MASK)
+    """[tokens, tokens] additive mask: row i may attend to columns 0..i. Always on the CPU, even
+    while the module is built on the meta device: checkpoints lack it (weights/strict.py)."""
+    blocked = torch.ones(tokens, tokens, dtype=torch.bool, device="cpu").triu(diagonal=1)
+    return torch.zeros(tokens, tokens, device="cpu").masked_fill(blocked, CAUSAL_MASK)
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:

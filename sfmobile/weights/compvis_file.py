@@ -17,7 +17,7 @@ from sfmobile.presets import preset
 from sfmobile.scheduler import SchedulerConfig
 from sfmobile.weights.components import COMPONENTS
 from sfmobile.weights.safe_io import read_tensors
-from sfmobile.weights.strict import load_strict
+from sfmobile.weights.strict import build_empty, load_strict
 
 # Buffers of the original LatentDiffusion module: the scheduler, not weights.
 SCHEDULE_BUFFERS = frozenset(
@@ -60,7 +60,7 @@ def load_single_file(path: Path, preset_name: str = "sd15") -> StableDiffusion:
                 claimed.add(key)
             elif key in component.ignored:
                 claimed.add(key)
-        module = component.build(sub_config)
+        module = build_empty(component.build, sub_config)
         load_strict(module, state, f"{path} ({component.name})")
         modules[component.name] = module
     unexpected = sorted(k for k in tensors if k not in claimed)

@@ -13,7 +13,7 @@ from sfmobile.models.stable_diffusion import StableDiffusion
 from sfmobile.scheduler import SchedulerConfig
 from sfmobile.weights.components import COMPONENTS, Component, model_config_from_parts
 from sfmobile.weights.safe_io import config_errors, read_json, read_tensors
-from sfmobile.weights.strict import load_strict, rename
+from sfmobile.weights.strict import build_empty, load_strict, rename
 
 # Weight file names diffusers and transformers write, most preferred first.
 WEIGHT_FILES = (
@@ -46,7 +46,7 @@ def load_component(folder: Path, component: Component) -> tuple[nn.Module, objec
     """Build one component from its folder's config.json and fill it strictly."""
     with config_errors(folder / "config.json"):
         config = component.config_from_diffusers(read_json(folder / "config.json"))
-        module = component.build(config)
+        module = build_empty(component.build, config)
     tensors, source = read_component_tensors(folder)
     tensors = {k: v for k, v in tensors.items() if k not in component.ignored}
     state, unexpected = rename(tensors, component.diffusers_key_map(config))

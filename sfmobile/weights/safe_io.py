@@ -1,7 +1,8 @@
 """Reading tensors from disk without ever running code from the file.
 
-safetensors are preferred; a `.ckpt`/`.pt`/`.bin` is opened only through
-`torch.load(weights_only=True)`, which refuses any pickle that would construct arbitrary objects.
+safetensors are preferred (read into memory of their own, safetensors_file.py); a
+`.ckpt`/`.pt`/`.bin` is opened only through `torch.load(weights_only=True)`, which refuses any
+pickle that would construct arbitrary objects.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from sfmobile.errors import CheckpointError, ConfigError
+from sfmobile.weights.safetensors_file import load_owned
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
@@ -28,7 +29,7 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path))
+            return load_owned(path)
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from error
     if path.suffix in PICKLE_SUFFIXES:

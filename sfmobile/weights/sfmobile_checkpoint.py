@@ -21,7 +21,7 @@ from sfmobile.staged_folder import staged_folder
 from sfmobile.tokenizer import ClipTokenizer
 from sfmobile.weights.components import COMPONENTS
 from sfmobile.weights.safe_io import config_errors, read_json, read_tensors
-from sfmobile.weights.strict import load_strict
+from sfmobile.weights.strict import build_empty, load_strict
 
 FORMAT = "sfmobile-checkpoint"
 FORMAT_VERSION = 1
@@ -58,7 +58,8 @@ def save_checkpoint(model: StableDiffusion, folder: Path, dtype: torch.dtype | N
 
 
 def load_checkpoint(folder: Path) -> StableDiffusion:
-    """Read a folder written by save_checkpoint; tensors are cast to float32."""
+    """Read a folder written by save_checkpoint; tensors are cast to float32 (a float32 file's
+    tensors become the parameters themselves)."""
     folder = Path(folder)
     meta = read_json(folder / CONFIG_FILE)
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
@@ -73,19 +74,15 @@ def load_checkpoint(folder: Path) -> StableDiffusion:
     modules = {}
     for component in COMPONENTS:
         prefix = component.name + "."
-        state = {
-            key[len(prefix) :]: tensor.float()
-            for key, tensor in tensors.items()
-            if key.startswith(prefix)
-        }
+        ours = [key for key in tensors if key.startswith(prefix)]
+        # popped as cast, so an fp16 file's tensors are freed while their float32 copies are made
+        state = {key[len(prefix) :]: tensors.pop(key).float() for key in ours}
         with config_errors(folder / CONFIG_FILE):
-            module = component.build(component.config_of(config))
+            module = build_empty(component.build, component.config_of(config))
         load_strict(module, state, f"{folder / WEIGHTS_FILE} ({component.name})")
         modules[component.name] = module
-    known = tuple(component.name + "." for component in COMPONENTS)
-    stray = [key for key in tensors if not key.startswith(known)]
-    if stray:
-        load_strict(torch.nn.Module(), {}, str(folder / WEIGHTS_FILE), stray)
+    if tensors:  # what no component claimed
+        load_strict(torch.nn.Module(), {}, str(folder / WEIGHTS_FILE), list(tensors))
     tokenizer_dir = folder / "tokenizer"
     guidance_range = read_guidance_range(meta.get("guidance_range"), folder / CONFIG_FILE)
     return StableDiffusion(
