@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+from compvis_files import compvis_state
 from safetensors.torch import save_file
 
 from sfmobile.errors import CheckpointError
@@ -12,25 +13,9 @@ from sfmobile.models.random_init import random_model
 from sfmobile.models.unet import UNet
 from sfmobile.presets import narrowed, sd15_unet, snapfusion_unet
 from sfmobile.weights import load_model
-from sfmobile.weights.components import COMPONENTS
 from sfmobile.weights.compvis_file import SCHEDULE_BUFFERS
 from sfmobile.weights.sfmobile_checkpoint import save_checkpoint
 from sfmobile.weights.snapfusion_init import init_from_sd15
-
-
-def compvis_state(model) -> dict[str, torch.Tensor]:
-    """The model's tensors under CompVis names (inverting our maps), plus non-weight buffers a
-    real CompVis file carries."""
-    state = {}
-    for component in COMPONENTS:
-        ours_to_theirs = {
-            ours: theirs
-            for theirs, ours in component.compvis_key_map(component.config_of(model.config)).items()
-        }
-        for key, tensor in getattr(model, component.name).state_dict().items():
-            state[ours_to_theirs[key]] = tensor.clone()
-    state["alphas_cumprod"] = torch.linspace(1, 0, 1000)
-    return state
 
 
 def outputs(model) -> list[torch.Tensor]:

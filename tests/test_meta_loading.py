@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from compvis_files import compvis_state
 from safetensors.torch import load_file, save_file
-from test_checkpoints import compvis_state
 
 from sfmobile.backends.torch_backend import TorchBackend
 from sfmobile.errors import CheckpointError

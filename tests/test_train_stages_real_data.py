@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from compvis_files import compvis_state
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from reference_pipelines import save_reference_pipeline
 from safetensors.torch import save_file
 from stage_checks import assert_loss_falls
-from test_checkpoints import compvis_state
 from tiny_data import CAPTIONS, write_photos
 from typer.testing import CliRunner
 
