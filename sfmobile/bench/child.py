@@ -2,10 +2,10 @@
 process (so its peak memory and warm-up are its own); prints one JSON line of results.
 
 Case kinds: roofline (the CPU's GEMM limit), export (a bundle), component (text_encoder / unet
-/ decoder calls), pipeline (the whole text-to-image run), diffusers (the baseline pipeline),
-profile (onnxruntime's profiler). The `generate` cases are `sfmobile generate` itself, run by
-the runner. torch is imported only by the cases that build a model, so an ONNX or TFLite case's
-peak memory does not include it.
+/ decoder calls), pipeline (the whole text-to-image run), generate (`sfmobile generate` itself,
+once: the runner starts one process per repeat), diffusers (the baseline pipeline), profile
+(onnxruntime's profiler). torch is imported only by the cases that build a model, so an ONNX or
+TFLite case's peak memory does not include it.
 """
 
 from __future__ import annotations

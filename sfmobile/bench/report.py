@@ -43,8 +43,8 @@ def _header(machine: dict, gemm: dict | None) -> list[str]:
     if gemm:
         lines.append(
             f"Measured limit (onnxruntime GEMM {gemm['gemm_size']}^3 on {gemm['threads']} "
-            f"threads, best of 10): fp32 {gemm['fp32_gflops']} GFLOP/s, int8 "
-            f"{gemm['int8_gops']} GOP/s."
+            f"threads, best of {gemm.get('repeats', 10)}): fp32 {gemm['fp32_gflops']} GFLOP/s, "
+            f"int8 {gemm['int8_gops']} GOP/s."
         )
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     lines += [f"Versions: {versions}.", f"Command: `{' '.join(machine.get('command', []))}`", ""]

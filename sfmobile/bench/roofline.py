@@ -72,6 +72,7 @@ def measure(size: int = SIZE, repeats: int = 10) -> dict:
     return {
         "gemm_size": size,
         "threads": len(os.sched_getaffinity(0)),
+        "repeats": repeats,
         "fp32_gflops": fp32["best"],
         "fp32_gflops_median": fp32["median"],
         "int8_gops": int8["best"],

@@ -54,11 +54,13 @@ def failure(log: Path) -> dict:
 
 
 def run_child(case: dict, logs: Path) -> dict:
-    """One case in a fresh process; returns its record (status ok or failed, never raises)."""
-    if case["kind"] == "generate":
-        return run_generate(case, logs)
-    if case["kind"] == "generate-once":
-        case = case | {"kind": "generate"}
+    """One case's record (status ok or failed, never raises): a fresh process for the case,
+    one per repeat for `generate`."""
+    return run_generate(case, logs) if case["kind"] == "generate" else run_once(case, logs)
+
+
+def run_once(case: dict, logs: Path) -> dict:
+    """`sfmobile.bench.child` on `case` in a fresh process; its record."""
     log = logs / (case["name"].replace("/", "--") + ".log")
     command = [sys.executable, "-m", "sfmobile.bench.child", json.dumps(case)]
     start = time.perf_counter()
@@ -79,17 +81,17 @@ def run_child(case: dict, logs: Path) -> dict:
 
 def run_generate(case: dict, logs: Path) -> dict:
     """`sfmobile generate` on the case's bundle, once per repeat, each in a fresh process: the
-    times are what a user waits for (imports and loading included), the peak memory the largest
-    of the processes' own; `generation_peak_rss_mb` is the peak that `generate --timings`
-    records (without start-up)."""
+    times are the command's (loading included, the interpreter's start-up not), the peak memory
+    the largest of the processes' own; `generation_peak_rss_mb` is the peak that `generate
+    --timings` records (without start-up)."""
     runs = []
     for i in range(case["repeats"]):
         timings = logs / (case["name"].replace("/", "--") + f".{i}.timings.json")
-        run = run_child(case | {"kind": "generate-once", "timings": str(timings)}, logs)
+        run = run_once(case | {"timings": str(timings)}, logs)
         if run["status"] != "ok":
-            return run | {"kind": "generate"}
+            return run
         runs.append(run)
-    record = runs[-1] | {"kind": "generate", "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+    record = runs[-1] | {"peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
     record["generation_peak_rss_mb"] = max(r["generation_peak_rss_mb"] for r in runs)
     record["generation_s"] = statistics.median(r["generation_s"] for r in runs)
     record.pop("timings", None)
