@@ -54,29 +54,38 @@ class EngineOptions:
 
 ENGINE = EngineOptions()  # the `engine` parameter's default, replaced by the decorator
 
-# One help text each. GPU practice: engine/device.py, docs/training.md.
-CHECKPOINT_EVERY = typer.Option(200, help="Write OUT/train_state.pt every this many steps.")
-LOG_EVERY = typer.Option(10, help="Append to OUT/metrics.jsonl every this many steps.")
-THREADS = typer.Option(None, help="torch threads per process (default: torch's choice).")
+# One help text each; the defaults are EngineOptions'.
+# GPU practice: engine/device.py, docs/training.md.
+CHECKPOINT_EVERY = typer.Option(
+    ENGINE.checkpoint_every, help="Write OUT/train_state.pt every this many steps."
+)
+LOG_EVERY = typer.Option(
+    ENGINE.log_every, help="Append to OUT/metrics.jsonl every this many steps."
+)
+THREADS = typer.Option(ENGINE.threads, help="torch threads per process (default: torch's choice).")
 DEVICE = typer.Option(
-    "cpu", help="cpu, cuda, cuda:N or auto; under torchrun, cuda is each process's LOCAL_RANK GPU."
+    ENGINE.device,
+    help="cpu, cuda, cuda:N or auto; under torchrun, cuda is each process's LOCAL_RANK GPU.",
 )
 PRECISION = typer.Option(
-    "fp32", help="fp32, or bf16 / fp16 autocast (weights, optimizer and EMA stay float32)."
+    ENGINE.precision,
+    help="fp32, or bf16 / fp16 autocast (weights, optimizer and EMA stay float32).",
 )
 GRAD_ACCUMULATION = typer.Option(
-    1, help="Micro-batches of --batch-size per optimizer step (their mean gradient)."
+    ENGINE.grad_accumulation,
+    help="Micro-batches of --batch-size per optimizer step (their mean gradient).",
 )
 GRADIENT_CHECKPOINTING = typer.Option(
-    False,
+    ENGINE.gradient_checkpointing,
     "--gradient-checkpointing",
     help="Recompute each UNet unit's activations in backward: less memory, more compute.",
 )
 DATA_WORKERS = typer.Option(
-    0, help="Processes decoding --data images, per training process (0: in the process)."
+    ENGINE.data_workers,
+    help="Processes decoding --data images, per training process (0: in the process).",
 )
 STOP_AFTER = typer.Option(
-    None, help="Stop with a checkpoint after this step, as an interruption would."
+    ENGINE.stop_after, help="Stop with a checkpoint after this step, as an interruption would."
 )
 
 # EngineOptions field: (its type on the command line, its option), in --help order.
